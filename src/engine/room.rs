@@ -1,0 +1,329 @@
+//! A room: the single sequencer of its keys.
+//!
+//! Every action is applied under the room's lock, which also covers handing the resulting message to each
+//! subscriber's [`Outbox`] (a non-blocking push). That one critical section is what makes the guarantees hold: all
+//! subscribers of a key see one order, a `get`'s replay and its live pushes neither overlap nor leave a gap, and a
+//! sender's `stream_size` follows its own echo. Nothing in here awaits, so the lock is never held across an await.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::outbox::Outbox;
+use super::room_id::{RoomId, random_u128};
+use crate::protocol::{Action, ClientMessage, Entry, Key, Outgoing, Replay, ServerMessage, Value};
+
+/// Identifies a connection within its room.
+pub type ConnId = u64;
+
+/// Why the engine refused a message. The text goes back to the sender in an `error` message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("compact seq {requested} is ahead of the room's current seq {current}")]
+    CompactAhead { requested: u64, current: u64 },
+    #[error("only relay pushes can be volatile")]
+    VolatileNotRelay,
+}
+
+pub struct Room {
+    id: RoomId,
+    epoch: Arc<str>,
+    state: Mutex<RoomState>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    seq: u64,
+    keys: HashMap<Key, KeyState>,
+    conns: HashMap<ConnId, ConnState>,
+    /// Connections opened with `?debug=true`: they see every stored stream and every relay.
+    debug: HashMap<ConnId, Arc<Outbox>>,
+    next_conn: ConnId,
+}
+
+#[derive(Default)]
+struct KeyState {
+    /// Stored entries in ascending seq order.
+    stream: Vec<Entry>,
+    subscribers: HashMap<ConnId, Arc<Outbox>>,
+}
+
+struct ConnState {
+    subscriptions: HashSet<Key>,
+}
+
+impl Room {
+    pub(crate) fn new(id: RoomId) -> Self {
+        // 64 random bits: a room created anew (e.g. after a restart) never shares an epoch with its predecessor.
+        let epoch = format!("{:016x}", random_u128() as u64);
+        Room { id, epoch: epoch.into(), state: Mutex::default() }
+    }
+
+    pub fn id(&self) -> &RoomId {
+        &self.id
+    }
+
+    /// Changes whenever the room's history is not continuous with what a client may have seen.
+    pub fn epoch(&self) -> &Arc<str> {
+        &self.epoch
+    }
+
+    /// The last seq handed out (0 before the first sequenced message).
+    pub fn current_seq(&self) -> u64 {
+        self.lock().seq
+    }
+
+    /// Live connections in this room.
+    pub fn connection_count(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Attaches a connection whose outgoing messages go to `outbox`. Dropping the returned handle detaches it.
+    pub fn connect(self: &Arc<Self>, outbox: Arc<Outbox>, debug: bool) -> Connection {
+        let mut state = self.lock();
+        let id = state.next_conn;
+        state.next_conn += 1;
+        state.conns.insert(id, ConnState { subscriptions: HashSet::new() });
+        if debug {
+            for (key, key_state) in &state.keys {
+                if !key_state.stream.is_empty() {
+                    outbox.push(self.full_init(key, key_state));
+                }
+            }
+            state.debug.insert(id, outbox.clone());
+        }
+        drop(state);
+        Connection { room: self.clone(), id, outbox }
+    }
+
+    /// Handles a message sent over HTTP (`POST /room/ID/send`): there is no connection, so nothing subscribes and
+    /// the direct reply is returned instead of queued.
+    pub fn handle_http(&self, message: ClientMessage) -> Result<Option<ServerMessage>, EngineError> {
+        match message {
+            ClientMessage::Push { key, value, action, volatile } => {
+                let mut state = self.lock();
+                let size = state.push(self, key.clone(), value, action, volatile)?;
+                Ok(size.map(|size| ServerMessage::StreamSize { key, size }))
+            }
+            ClientMessage::Get { key, replay: Replay::After(after) } => {
+                let data = self.lock().keys.get(&key).map(|k| entries_after(&k.stream, after)).unwrap_or_default();
+                Ok(Some(ServerMessage::Init { key, data, epoch: self.epoch.clone() }))
+            }
+            ClientMessage::Ping { nonce } => Ok(Some(ServerMessage::Pong { nonce })),
+            ClientMessage::Get { replay: Replay::None, .. } | ClientMessage::Unsubscribe { .. } => Ok(None),
+            ClientMessage::Goodbye => Ok(None),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RoomState> {
+        self.state.lock().expect("room lock poisoned")
+    }
+
+    fn full_init(&self, key: &Key, key_state: &KeyState) -> Outgoing {
+        Outgoing::new(ServerMessage::Init {
+            key: key.clone(),
+            data: key_state.stream.clone(),
+            epoch: self.epoch.clone(),
+        })
+    }
+}
+
+fn entries_after(stream: &[Entry], after: u64) -> Vec<Entry> {
+    let start = stream.partition_point(|e| e.seq <= after);
+    stream[start..].to_vec()
+}
+
+impl RoomState {
+    /// Applies a push. Returns the key's stored stream size when the sender should be told it (more than one entry).
+    fn push(
+        &mut self,
+        room: &Room,
+        key: Key,
+        value: Value,
+        action: Action,
+        volatile: bool,
+    ) -> Result<Option<u64>, EngineError> {
+        if volatile && action != Action::Relay {
+            return Err(EngineError::VolatileNotRelay);
+        }
+        let stored_changed = match action {
+            // An ignored compact reports no size either: the sender is behind, and answering would invite it to
+            // compact again at the same stale seq, in a loop.
+            Action::Compact { seq } => {
+                if !self.compact(&key, value, seq)? {
+                    return Ok(None);
+                }
+                true
+            }
+            Action::Relay | Action::Append | Action::Replace => {
+                self.seq += 1;
+                let entry = Entry { value, seq: self.seq };
+                let message = Outgoing::new(ServerMessage::Push {
+                    key: key.clone(),
+                    value: entry.value.clone(),
+                    seq: entry.seq,
+                    volatile,
+                });
+                let stored = self.store(&key, entry, action);
+                self.fan_out(&key, &message, !stored);
+                stored
+            }
+        };
+        if stored_changed {
+            self.send_debug_init(room, &key);
+        }
+        let size = self.keys.get(&key).map_or(0, |k| k.stream.len());
+        Ok((size > 1).then_some(size as u64))
+    }
+
+    /// Stores an appended or replacing entry; returns whether the stored stream changed.
+    fn store(&mut self, key: &Key, entry: Entry, action: Action) -> bool {
+        let stream = match action {
+            Action::Append => &mut self.keys.entry(key.clone()).or_default().stream,
+            Action::Replace => {
+                let stream = &mut self.keys.entry(key.clone()).or_default().stream;
+                stream.clear();
+                stream
+            }
+            Action::Relay | Action::Compact { .. } => return false,
+        };
+        stream.push(entry);
+        true
+    }
+
+    /// Replaces entries with seq ≤ `seq` by one entry at `seq`. A compact that would remove nothing is ignored, so
+    /// a client that is behind can never store a stale reset. Returns whether the stored stream changed.
+    fn compact(&mut self, key: &Key, value: Value, seq: u64) -> Result<bool, EngineError> {
+        if seq > self.seq {
+            return Err(EngineError::CompactAhead { requested: seq, current: self.seq });
+        }
+        let Some(key_state) = self.keys.get_mut(key) else {
+            return Ok(false);
+        };
+        let removed = key_state.stream.partition_point(|e| e.seq <= seq);
+        if removed == 0 {
+            return Ok(false);
+        }
+        key_state.stream.splice(..removed, [Entry { value, seq }]);
+        Ok(true)
+    }
+
+    /// Hands a push to every subscriber of `key`, and a relay also to debug connections that do not subscribe.
+    fn fan_out(&self, key: &Key, message: &Outgoing, is_relay: bool) {
+        let subscribers = self.keys.get(key).map(|k| &k.subscribers);
+        for outbox in subscribers.into_iter().flat_map(HashMap::values) {
+            outbox.push(message.clone());
+        }
+        if is_relay {
+            for (id, outbox) in &self.debug {
+                if !subscribers.is_some_and(|s| s.contains_key(id)) {
+                    outbox.push(message.clone());
+                }
+            }
+        }
+    }
+
+    fn send_debug_init(&self, room: &Room, key: &Key) {
+        if self.debug.is_empty() {
+            return;
+        }
+        if let Some(key_state) = self.keys.get(key) {
+            let message = room.full_init(key, key_state);
+            for outbox in self.debug.values() {
+                outbox.push(message.clone());
+            }
+        }
+    }
+
+    fn subscribe(&mut self, room: &Room, conn: ConnId, outbox: &Arc<Outbox>, key: Key, replay: Replay) {
+        let key_state = self.keys.entry(key.clone()).or_default();
+        if let Replay::After(after) = replay {
+            outbox.push(Outgoing::new(ServerMessage::Init {
+                key: key.clone(),
+                data: entries_after(&key_state.stream, after),
+                epoch: room.epoch.clone(),
+            }));
+        }
+        // A set per key: a second `get` replays again but never doubles later deliveries.
+        key_state.subscribers.insert(conn, outbox.clone());
+        if let Some(conn_state) = self.conns.get_mut(&conn) {
+            conn_state.subscriptions.insert(key);
+        }
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, key: &Key) {
+        if let Some(key_state) = self.keys.get_mut(key) {
+            key_state.subscribers.remove(&conn);
+            if key_state.subscribers.is_empty() && key_state.stream.is_empty() {
+                self.keys.remove(key);
+            }
+        }
+    }
+
+    fn disconnect(&mut self, conn: ConnId) {
+        self.debug.remove(&conn);
+        if let Some(conn_state) = self.conns.remove(&conn) {
+            for key in &conn_state.subscriptions {
+                self.unsubscribe(conn, key);
+            }
+        }
+    }
+}
+
+/// A connection attached to a room. Messages it handles are answered through its outbox; dropping it unsubscribes
+/// everything and detaches it from the room.
+pub struct Connection {
+    room: Arc<Room>,
+    id: ConnId,
+    outbox: Arc<Outbox>,
+}
+
+impl Connection {
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Applies one client message; every reply (push echo, init, stream_size, pong, error) goes to the outbox.
+    pub fn handle(&self, message: ClientMessage) {
+        match message {
+            ClientMessage::Push { key, value, action, volatile } => {
+                let mut state = self.room.lock();
+                match state.push(&self.room, key.clone(), value, action, volatile) {
+                    Ok(Some(size)) => self.reply(ServerMessage::StreamSize { key, size }),
+                    Ok(None) => {}
+                    Err(error) => self.send_error(error.to_string()),
+                }
+            }
+            ClientMessage::Get { key, replay } => {
+                self.room.lock().subscribe(&self.room, self.id, &self.outbox, key, replay);
+            }
+            ClientMessage::Unsubscribe { key } => {
+                let mut state = self.room.lock();
+                state.unsubscribe(self.id, &key);
+                if let Some(conn_state) = state.conns.get_mut(&self.id) {
+                    conn_state.subscriptions.remove(&key);
+                }
+            }
+            ClientMessage::Ping { nonce } => self.reply(ServerMessage::Pong { nonce }),
+            ClientMessage::Goodbye => {}
+        }
+    }
+
+    /// Queues an `error` message for this connection (for example, an undecodable frame).
+    pub fn send_error(&self, message: String) {
+        self.reply(ServerMessage::Error { message });
+    }
+
+    fn reply(&self, message: ServerMessage) {
+        self.outbox.push(Outgoing::new(message));
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.room.lock().disconnect(self.id);
+    }
+}

@@ -1,0 +1,333 @@
+//! Engine tests: every row of PROTOCOL.md part A and every point of part B that the engine owns, by plain calls.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::close::CloseReason;
+use crate::protocol::{Action, ClientMessage, Entry, Outgoing, Replay, ServerMessage, Value};
+
+const BIG: usize = 1 << 20;
+
+fn value(n: i64) -> Value {
+    Value::from_tree(ciborium::Value::Integer(n.into()))
+}
+
+fn push(key: &str, n: i64, action: Action) -> ClientMessage {
+    ClientMessage::Push { key: key.into(), value: value(n), action, volatile: false }
+}
+
+fn get(key: &str, replay: Replay) -> ClientMessage {
+    ClientMessage::Get { key: key.into(), replay }
+}
+
+fn connect(room: &Arc<Room>) -> Connection {
+    room.connect(Arc::new(Outbox::new(BIG)), false)
+}
+
+fn received(conn: &Connection) -> Vec<ServerMessage> {
+    let mut batch = Vec::new();
+    conn.outbox().try_batch(&mut batch, usize::MAX).unwrap();
+    batch.iter().map(|m: &Outgoing| m.message().clone()).collect()
+}
+
+fn pushed(key: &str, n: i64, seq: u64) -> ServerMessage {
+    ServerMessage::Push { key: key.into(), value: value(n), seq, volatile: false }
+}
+
+fn init(room: &Room, key: &str, data: &[(i64, u64)]) -> ServerMessage {
+    ServerMessage::Init {
+        key: key.into(),
+        data: data.iter().map(|&(n, seq)| Entry { value: value(n), seq }).collect(),
+        epoch: room.epoch().clone(),
+    }
+}
+
+fn size(key: &str, size: u64) -> ServerMessage {
+    ServerMessage::StreamSize { key: key.into(), size }
+}
+
+fn stored(room: &Room, key: &str) -> Vec<(i64, u64)> {
+    match room.handle_http(get(key, Replay::After(0))).unwrap() {
+        Some(ServerMessage::Init { data, .. }) => {
+            data.iter().map(|e| (i64::try_from(e.value.to_tree().as_integer().unwrap()).unwrap(), e.seq)).collect()
+        }
+        other => panic!("expected init, got {other:?}"),
+    }
+}
+
+#[test]
+fn relay_takes_a_seq_is_delivered_and_never_stored() {
+    let room = Rooms::new().create();
+    let sub = connect(&room);
+    sub.handle(get("k", Replay::After(0)));
+    room.handle_http(push("k", 1, Action::Relay)).unwrap();
+    assert_eq!(received(&sub), vec![init(&room, "k", &[]), pushed("k", 1, 1)]);
+    assert!(stored(&room, "k").is_empty());
+}
+
+#[test]
+fn append_stores_at_the_end_and_replace_stores_alone() {
+    let room = Rooms::new().create();
+    for n in 1..=3 {
+        room.handle_http(push("a", n, Action::Append)).unwrap();
+    }
+    assert_eq!(stored(&room, "a"), vec![(1, 1), (2, 2), (3, 3)]);
+    room.handle_http(push("a", 9, Action::Replace)).unwrap();
+    assert_eq!(stored(&room, "a"), vec![(9, 4)]);
+}
+
+#[test]
+fn seq_is_shared_by_all_keys_and_starts_at_one() {
+    let room = Rooms::new().create();
+    assert_eq!(room.current_seq(), 0);
+    room.handle_http(push("a", 1, Action::Append)).unwrap();
+    room.handle_http(push("b", 2, Action::Relay)).unwrap();
+    room.handle_http(push("c", 3, Action::Replace)).unwrap();
+    assert_eq!(stored(&room, "a"), vec![(1, 1)]);
+    assert_eq!(stored(&room, "c"), vec![(3, 3)]);
+    assert_eq!(room.current_seq(), 3);
+}
+
+#[test]
+fn compact_replaces_the_prefix_and_takes_no_seq_nor_delivers() {
+    let room = Rooms::new().create();
+    for n in 1..=4 {
+        room.handle_http(push("k", n, Action::Append)).unwrap();
+    }
+    let sub = connect(&room);
+    sub.handle(get("k", Replay::None));
+    let reply = room.handle_http(push("k", 100, Action::Compact { seq: 3 })).unwrap();
+    assert_eq!(stored(&room, "k"), vec![(100, 3), (4, 4)]);
+    assert_eq!(reply, Some(size("k", 2)));
+    assert_eq!(room.current_seq(), 4);
+    assert!(received(&sub).is_empty(), "compact is not delivered");
+}
+
+#[test]
+fn compact_that_removes_nothing_is_ignored() {
+    let room = Rooms::new().create();
+    for n in 1..=4 {
+        room.handle_http(push("k", n, Action::Append)).unwrap();
+    }
+    room.handle_http(push("k", 100, Action::Compact { seq: 3 })).unwrap();
+    // A client that is behind compacts at an older seq: nothing ≤ 2 remains, so no stale reset is stored.
+    assert_eq!(room.handle_http(push("k", 50, Action::Compact { seq: 2 })).unwrap(), None);
+    assert_eq!(stored(&room, "k"), vec![(100, 3), (4, 4)]);
+    // Compacting a key never written is ignored too.
+    room.handle_http(push("empty", 1, Action::Compact { seq: 1 })).unwrap();
+    assert!(stored(&room, "empty").is_empty());
+}
+
+#[test]
+fn compact_ahead_of_the_room_seq_is_refused() {
+    let room = Rooms::new().create();
+    room.handle_http(push("k", 1, Action::Append)).unwrap();
+    room.handle_http(push("k", 2, Action::Append)).unwrap();
+    let err = room.handle_http(push("k", 0, Action::Compact { seq: 3 })).unwrap_err();
+    assert_eq!(err, EngineError::CompactAhead { requested: 3, current: 2 });
+    assert_eq!(stored(&room, "k"), vec![(1, 1), (2, 2)]);
+    let conn = connect(&room);
+    conn.handle(push("k", 0, Action::Compact { seq: 99 }));
+    assert!(matches!(&received(&conn)[..], [ServerMessage::Error { message }] if message.contains("ahead")));
+}
+
+#[test]
+fn pushing_does_not_subscribe() {
+    let room = Rooms::new().create();
+    let conn = connect(&room);
+    conn.handle(push("k", 1, Action::Relay));
+    assert!(received(&conn).is_empty());
+}
+
+#[test]
+fn get_replays_entries_after_seq_then_delivers_live() {
+    let room = Rooms::new().create();
+    for n in 1..=3 {
+        room.handle_http(push("k", n, Action::Append)).unwrap();
+    }
+    let conn = connect(&room);
+    conn.handle(get("k", Replay::After(1)));
+    room.handle_http(push("k", 4, Action::Append)).unwrap();
+    assert_eq!(received(&conn), vec![init(&room, "k", &[(2, 2), (3, 3)]), pushed("k", 4, 4)]);
+}
+
+#[test]
+fn get_with_null_seq_subscribes_without_init() {
+    let room = Rooms::new().create();
+    let conn = connect(&room);
+    conn.handle(get("k", Replay::None));
+    room.handle_http(push("k", 1, Action::Relay)).unwrap();
+    assert_eq!(received(&conn), vec![pushed("k", 1, 1)]);
+}
+
+#[test]
+fn empty_key_name_is_a_key_like_any_other() {
+    let room = Rooms::new().create();
+    let conn = connect(&room);
+    conn.handle(get("", Replay::After(0)));
+    conn.handle(push("", 1, Action::Append));
+    assert_eq!(received(&conn), vec![init(&room, "", &[]), pushed("", 1, 1)]);
+}
+
+#[test]
+fn double_get_replays_again_but_never_doubles_deliveries() {
+    let room = Rooms::new().create();
+    room.handle_http(push("k", 1, Action::Append)).unwrap();
+    let conn = connect(&room);
+    conn.handle(get("k", Replay::After(0)));
+    conn.handle(get("k", Replay::After(0)));
+    room.handle_http(push("k", 2, Action::Relay)).unwrap();
+    let one = init(&room, "k", &[(1, 1)]);
+    assert_eq!(received(&conn), vec![one.clone(), one, pushed("k", 2, 2)]);
+}
+
+#[test]
+fn unsubscribe_stops_deliveries() {
+    let room = Rooms::new().create();
+    let conn = connect(&room);
+    conn.handle(get("k", Replay::None));
+    conn.handle(ClientMessage::Unsubscribe { key: "k".into() });
+    room.handle_http(push("k", 1, Action::Relay)).unwrap();
+    assert!(received(&conn).is_empty());
+}
+
+#[test]
+fn stream_size_goes_to_the_sender_alone_after_its_echo() {
+    let room = Rooms::new().create();
+    let sender = connect(&room);
+    let other = connect(&room);
+    sender.handle(get("k", Replay::None));
+    other.handle(get("k", Replay::None));
+    sender.handle(push("k", 1, Action::Append));
+    // One entry: no stream_size.
+    assert_eq!(received(&sender), vec![pushed("k", 1, 1)]);
+    sender.handle(push("k", 2, Action::Append));
+    assert_eq!(received(&sender), vec![pushed("k", 2, 2), size("k", 2)]);
+    // A relay on a key with a stored stream reports the size too.
+    sender.handle(push("k", 3, Action::Relay));
+    assert_eq!(received(&sender), vec![pushed("k", 3, 3), size("k", 2)]);
+    assert_eq!(received(&other), vec![pushed("k", 1, 1), pushed("k", 2, 2), pushed("k", 3, 3)]);
+}
+
+#[test]
+fn all_subscribers_see_one_order() {
+    let room = Rooms::new().create();
+    let conns: Vec<_> = (0..3).map(|_| connect(&room)).collect();
+    for conn in &conns {
+        conn.handle(get("k", Replay::None));
+    }
+    for (i, conn) in conns.iter().enumerate() {
+        conn.handle(push("k", i as i64, Action::Append));
+    }
+    let first = received(&conns[0]);
+    assert_eq!(first.len(), 3);
+    for conn in &conns[1..] {
+        let mine: Vec<_> = received(conn).into_iter().filter(|m| matches!(m, ServerMessage::Push { .. })).collect();
+        assert_eq!(mine, first.iter().filter(|m| matches!(m, ServerMessage::Push { .. })).cloned().collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn debug_connections_see_every_stream_and_relay() {
+    let room = Rooms::new().create();
+    room.handle_http(push("a", 1, Action::Append)).unwrap();
+    let debug = room.connect(Arc::new(Outbox::new(BIG)), true);
+    assert_eq!(received(&debug), vec![init(&room, "a", &[(1, 1)])]);
+    room.handle_http(push("a", 2, Action::Append)).unwrap();
+    room.handle_http(push("b", 3, Action::Relay)).unwrap();
+    assert_eq!(received(&debug), vec![init(&room, "a", &[(1, 1), (2, 2)]), pushed("b", 3, 3)]);
+}
+
+#[test]
+fn volatile_is_only_for_relays() {
+    let room = Rooms::new().create();
+    let sub = connect(&room);
+    sub.handle(get("cursor", Replay::None));
+    let volatile = |action| ClientMessage::Push { key: "cursor".into(), value: value(1), action, volatile: true };
+    assert_eq!(room.handle_http(volatile(Action::Append)).unwrap_err(), EngineError::VolatileNotRelay);
+    room.handle_http(volatile(Action::Relay)).unwrap();
+    assert_eq!(
+        received(&sub),
+        vec![ServerMessage::Push { key: "cursor".into(), value: value(1), seq: 1, volatile: true }]
+    );
+}
+
+#[test]
+fn disconnect_removes_subscriptions() {
+    let room = Rooms::new().create();
+    let outbox = Arc::new(Outbox::new(BIG));
+    let conn = room.connect(outbox.clone(), false);
+    conn.handle(get("k", Replay::None));
+    assert_eq!(room.connection_count(), 1);
+    drop(conn);
+    assert_eq!(room.connection_count(), 0);
+    room.handle_http(push("k", 1, Action::Relay)).unwrap();
+    assert_eq!(outbox.queued_bytes(), 0);
+}
+
+#[test]
+fn a_slow_reader_is_closed_without_affecting_others() {
+    let room = Rooms::new().create();
+    let slow = room.connect(Arc::new(Outbox::new(1_000)), false);
+    let fast = connect(&room);
+    slow.handle(get("k", Replay::None));
+    fast.handle(get("k", Replay::None));
+    for n in 0..100 {
+        room.handle_http(push("k", n, Action::Append)).unwrap();
+    }
+    assert_eq!(slow.outbox().closed(), Some(CloseReason::SlowConsumer));
+    assert_eq!(received(&fast).len(), 100);
+}
+
+#[test]
+fn rooms_are_found_or_created_with_fresh_epochs() {
+    let rooms = Rooms::new();
+    let id = RoomId::parse("shared-room").unwrap();
+    let first = rooms.get_or_create(&id);
+    assert!(Arc::ptr_eq(&first, &rooms.get_or_create(&id)));
+    let other = Rooms::new().get_or_create(&id);
+    assert_ne!(first.epoch(), other.epoch(), "a room created anew gets a new epoch");
+    assert_eq!(rooms.len(), 1);
+}
+
+/// Replay and live delivery with writers active: every subscriber sees each seq of its key exactly once, in order.
+#[test]
+fn replay_then_live_has_no_gap_or_duplicate_under_concurrent_writes() {
+    const WRITES: i64 = 2_000;
+    let room = Rooms::new().create();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let room = room.clone();
+            std::thread::spawn(move || {
+                for n in 0..WRITES {
+                    room.handle_http(push("k", w * WRITES + n, Action::Append)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|r| {
+            let room = room.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_micros(200 * r));
+                let conn = room.connect(Arc::new(Outbox::new(usize::MAX / 2)), false);
+                conn.handle(get("k", Replay::After(0)));
+                conn
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    for reader in readers {
+        let conn = reader.join().unwrap();
+        let mut seqs = Vec::new();
+        for message in received(&conn) {
+            match message {
+                ServerMessage::Init { data, .. } => seqs.extend(data.iter().map(|e| e.seq)),
+                ServerMessage::Push { seq, .. } => seqs.push(seq),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let expected: Vec<u64> = (1..=2 * WRITES as u64).collect();
+        assert_eq!(seqs, expected);
+    }
+}

@@ -1,0 +1,24 @@
+//! HTTP error answers, shaped like the protocol's `error` message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An HTTP error with a status and a precise message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.to_string() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({ "type": "error", "message": self.message }))).into_response()
+    }
+}

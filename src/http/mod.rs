@@ -1,0 +1,50 @@
+//! The axum application: room API, WebSocket connections, HTTP send, health and the demos' static files.
+
+mod error;
+mod rooms;
+mod send;
+mod websocket;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::services::ServeDir;
+
+use crate::config::ServerConfig;
+use crate::engine::Rooms;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub rooms: Arc<Rooms>,
+    pub config: Arc<ServerConfig>,
+    /// Cancelled when the server shuts down: every connection closes with 1001.
+    pub shutdown: CancellationToken,
+    /// Tracks connection tasks so that shutdown can wait for them to say goodbye.
+    pub connections: TaskTracker,
+}
+
+/// Builds the HTTP router.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any);
+    let body_limit = DefaultBodyLimit::max(state.config.max_message_bytes);
+    let static_dir = state.config.static_dir.clone();
+    let router = Router::new()
+        .route("/new", post(rooms::new_room))
+        .route("/room/{id}", get(rooms::room_info))
+        .route("/room/{id}/connect", get(websocket::connect))
+        .route("/room/{id}/send", post(send::send))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(body_limit)
+        .layer(cors)
+        .with_state(state);
+    match static_dir {
+        Some(dir) => router.fallback_service(ServeDir::new(dir)),
+        None => router,
+    }
+}

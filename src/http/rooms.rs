@@ -1,0 +1,97 @@
+//! `POST /new` and `GET /room/{id}`: room info with the URLs a client connects to.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::engine::RoomId;
+
+#[derive(Serialize)]
+pub struct RoomInfo {
+    room: String,
+    socket_url: String,
+    http_url: String,
+}
+
+pub async fn new_room(State(state): State<AppState>, headers: HeaderMap) -> Json<RoomInfo> {
+    let room = state.rooms.create();
+    Json(room_info_for(&state, &headers, room.id()))
+}
+
+pub async fn room_info(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<RoomInfo>, ApiError> {
+    let id = parse_room_id(&id)?;
+    state.rooms.get_or_create(&id);
+    Ok(Json(room_info_for(&state, &headers, &id)))
+}
+
+/// Parses a room id from the path, or answers 400.
+pub fn parse_room_id(id: &str) -> Result<RoomId, ApiError> {
+    RoomId::parse(id).map_err(ApiError::bad_request)
+}
+
+fn room_info_for(state: &AppState, headers: &HeaderMap, id: &RoomId) -> RoomInfo {
+    let base = PublicBase::of(state, headers);
+    RoomInfo {
+        room: id.to_string(),
+        socket_url: format!("{}/room/{id}/connect", base.with_scheme("ws", "wss")),
+        http_url: format!("{}/room/{id}/send", base.with_scheme("http", "https")),
+    }
+}
+
+/// Where clients reach this server: `--public-url` when set, else the scheme and host the request came in on.
+struct PublicBase {
+    secure: bool,
+    host: String,
+    path_prefix: String,
+}
+
+impl PublicBase {
+    fn of(state: &AppState, headers: &HeaderMap) -> Self {
+        if let Some(url) = &state.config.public_url {
+            return Self::parse(url);
+        }
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let forwarded = |name: &str| state.config.trust_proxy.then(|| header(name)).flatten();
+        let secure = forwarded("x-forwarded-proto").is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| header("host"))
+            .unwrap_or_else(|| format!("{}:{}", state.config.host, state.config.port));
+        PublicBase { secure, host, path_prefix: String::new() }
+    }
+
+    fn parse(url: &str) -> Self {
+        let (secure, rest) = match url.split_once("://") {
+            Some((scheme, rest)) => (matches!(scheme, "https" | "wss"), rest),
+            None => (false, url),
+        };
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let path_prefix =
+            if path.trim_matches('/').is_empty() { String::new() } else { format!("/{}", path.trim_matches('/')) };
+        PublicBase { secure, host: host.to_owned(), path_prefix }
+    }
+
+    fn with_scheme(&self, plain: &str, secure: &str) -> String {
+        let scheme = if self.secure { secure } else { plain };
+        format!("{scheme}://{}{}", self.host, self.path_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PublicBase;
+
+    #[test]
+    fn public_url_keeps_scheme_host_and_prefix() {
+        let base = PublicBase::parse("https://db.example.com/drift/");
+        assert_eq!(base.with_scheme("ws", "wss"), "wss://db.example.com/drift");
+        let base = PublicBase::parse("http://localhost:9000");
+        assert_eq!(base.with_scheme("http", "https"), "http://localhost:9000");
+    }
+}

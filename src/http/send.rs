@@ -1,0 +1,19 @@
+//! `POST /room/{id}/send`: one client message over plain HTTP, answered with the direct reply as JSON.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use super::rooms::parse_room_id;
+use crate::protocol::tree;
+
+pub async fn send(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let id = parse_room_id(&id)?;
+    let message = tree::decode_json(&body).map_err(ApiError::bad_request)?;
+    let reply = state.rooms.get_or_create(&id).handle_http(message).map_err(ApiError::bad_request)?;
+    let body = reply.map_or_else(|| "null".to_owned(), |m| tree::encode_json(&m));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}

@@ -1,0 +1,214 @@
+//! Values in their one canonical form: CBOR bytes.
+//!
+//! A value is decoded once when it arrives (from JSON, CBOR or a postcard envelope), normalised, and re-encoded as
+//! CBOR. From then on the server passes those bytes through untouched; the JSON text a JSON subscriber needs is
+//! computed at most once per value and cached, however many subscribers or replays ask for it.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use ciborium::value::Value as Cbor;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
+
+use super::DecodeError;
+
+/// RFC 8746 tag for a `Uint8Array`: the published `driftdb` 1.0.12 client (cbor-web) wraps byte strings in it.
+const TAG_UINT8_ARRAY: u64 = 64;
+
+/// An opaque application value, held as canonical CBOR bytes. Cheap to clone.
+#[derive(Clone)]
+pub struct Value(Arc<ValueInner>);
+
+struct ValueInner {
+    cbor: Bytes,
+    json: OnceLock<Box<RawValue>>,
+}
+
+impl Value {
+    /// Builds a value from a decoded CBOR tree, normalising tag-64 byte strings to plain byte strings so that every
+    /// client, old or new, gets a `Uint8Array` back.
+    pub fn from_tree(mut tree: Cbor) -> Self {
+        normalise(&mut tree);
+        let mut buf = Vec::with_capacity(64);
+        ciborium::into_writer(&tree, &mut buf).expect("writing CBOR into a Vec cannot fail");
+        Self::from_canonical(Bytes::from(buf))
+    }
+
+    /// Decodes and normalises CBOR bytes received from a client (e.g. inside a postcard envelope).
+    pub fn from_cbor_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let tree: Cbor = ciborium::from_reader(bytes).map_err(|e| DecodeError::InvalidValue(e.to_string()))?;
+        Ok(Self::from_tree(tree))
+    }
+
+    /// Wraps bytes that are already canonical (produced by [`Value::from_tree`]).
+    fn from_canonical(cbor: Bytes) -> Self {
+        Value(Arc::new(ValueInner { cbor, json: OnceLock::new() }))
+    }
+
+    /// The JSON `null` value.
+    pub fn null() -> Self {
+        Self::from_tree(Cbor::Null)
+    }
+
+    /// The canonical CBOR encoding.
+    pub fn cbor(&self) -> &Bytes {
+        &self.0.cbor
+    }
+
+    /// Encoded size in bytes, used for queue and storage accounting.
+    pub fn len(&self) -> usize {
+        self.0.cbor.len()
+    }
+
+    /// Whether the encoding is empty (never true for a valid value).
+    pub fn is_empty(&self) -> bool {
+        self.0.cbor.is_empty()
+    }
+
+    /// The value as JSON text, computed once. Byte strings become arrays of numbers, tags are dropped, non-finite
+    /// floats become `null` and non-string map keys are written as their JSON text.
+    pub fn json(&self) -> &RawValue {
+        self.0.json.get_or_init(|| {
+            let tree: Cbor = ciborium::from_reader(&self.0.cbor[..]).expect("canonical CBOR always decodes");
+            let text = serde_json::to_string(&AsJson(&tree)).expect("every CBOR tree has a JSON form");
+            RawValue::from_string(text).expect("serde_json output is valid JSON")
+        })
+    }
+
+    /// Decodes the value back into a CBOR tree (tests and tools; the server itself never needs to).
+    pub fn to_tree(&self) -> Cbor {
+        ciborium::from_reader(&self.0.cbor[..]).expect("canonical CBOR always decodes")
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value({})", self.json().get())
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.cbor == other.0.cbor
+    }
+}
+
+impl Eq for Value {}
+
+fn normalise(tree: &mut Cbor) {
+    match tree {
+        Cbor::Tag(TAG_UINT8_ARRAY, inner) if matches!(**inner, Cbor::Bytes(_)) => {
+            let inner = std::mem::replace(&mut **inner, Cbor::Null);
+            *tree = inner;
+        }
+        Cbor::Tag(_, inner) => normalise(inner),
+        Cbor::Array(items) => items.iter_mut().for_each(normalise),
+        Cbor::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            normalise(k);
+            normalise(v);
+        }),
+        _ => {}
+    }
+}
+
+/// Serialises a CBOR tree as the JSON a JSON subscriber expects.
+struct AsJson<'a>(&'a Cbor);
+
+impl Serialize for AsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Cbor::Integer(i) => s.serialize_i128(i128::from(*i)),
+            Cbor::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Cbor::Float(_) | Cbor::Null => s.serialize_unit(),
+            Cbor::Bool(b) => s.serialize_bool(*b),
+            Cbor::Text(t) => s.serialize_str(t),
+            Cbor::Bytes(bytes) => {
+                let mut seq = s.serialize_seq(Some(bytes.len()))?;
+                for b in bytes {
+                    seq.serialize_element(b)?;
+                }
+                seq.end()
+            }
+            Cbor::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&AsJson(item))?;
+                }
+                seq.end()
+            }
+            Cbor::Map(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    match k {
+                        Cbor::Text(t) => map.serialize_entry(t, &AsJson(v))?,
+                        other => {
+                            let key = serde_json::to_string(&AsJson(other)).map_err(serde::ser::Error::custom)?;
+                            map.serialize_entry(&key, &AsJson(v))?
+                        }
+                    }
+                }
+                map.end()
+            }
+            Cbor::Tag(_, inner) => AsJson(inner).serialize(s),
+            // `undefined` and other simple values have no JSON form.
+            _ => s.serialize_unit(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_json(text: &str) -> Value {
+        Value::from_tree(serde_json::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn json_round_trips_through_cbor() {
+        for text in [
+            r#"{"a":[1,2.5,"x",null,true]}"#,
+            "9007199254740993",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "0.1",
+            r#""""#,
+        ] {
+            assert_eq!(from_json(text).json().get(), text);
+        }
+    }
+
+    #[test]
+    fn tagged_and_plain_byte_strings_are_one_value() {
+        let tagged = Cbor::Tag(TAG_UINT8_ARRAY, Box::new(Cbor::Bytes(vec![1, 2, 3])));
+        let plain = Cbor::Bytes(vec![1, 2, 3]);
+        let a = Value::from_tree(Cbor::Map(vec![(Cbor::Text("b".into()), tagged)]));
+        let b = Value::from_tree(Cbor::Map(vec![(Cbor::Text("b".into()), plain)]));
+        assert_eq!(a, b);
+        assert_eq!(a.json().get(), r#"{"b":[1,2,3]}"#);
+        assert!(matches!(a.to_tree(), Cbor::Map(m) if matches!(m[0].1, Cbor::Bytes(_))));
+    }
+
+    #[test]
+    fn other_tags_are_kept_for_cbor_and_dropped_for_json() {
+        let date = Value::from_tree(Cbor::Tag(1, Box::new(Cbor::Integer(1_700_000_000.into()))));
+        assert!(matches!(date.to_tree(), Cbor::Tag(1, _)));
+        assert_eq!(date.json().get(), "1700000000");
+    }
+
+    #[test]
+    fn non_finite_floats_and_odd_keys_have_a_json_form() {
+        let v = Value::from_tree(Cbor::Map(vec![
+            (Cbor::Integer(7.into()), Cbor::Float(f64::NAN)),
+            (Cbor::Array(vec![Cbor::Bool(true)]), Cbor::Float(f64::INFINITY)),
+        ]));
+        assert_eq!(v.json().get(), r#"{"7":null,"[true]":null}"#);
+    }
+
+    #[test]
+    fn invalid_cbor_is_an_error() {
+        assert!(Value::from_cbor_bytes(&[0xff, 0x00]).is_err());
+        assert!(Value::from_cbor_bytes(&[]).is_err());
+    }
+}
