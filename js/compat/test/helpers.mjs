@@ -143,16 +143,12 @@ class TestScope {
   }
 
   /**
-   * Subscribes `db` to `key` as an app would and records what the client hands to the callbacks.
-   * Resolves once the subscription's `init` has arrived.
+   * Subscribes `db` to `key` as an app would and records the `{seq, value}`s the client hands to the
+   * callback in `values`. Resolves once the subscription's `init` has arrived (and been replayed).
    */
   async subscribe(db, key) {
-    const received = { values: [], sizes: [] }
-    db.subscribe(
-      key,
-      (sequenceValue) => received.values.push(sequenceValue),
-      (size) => received.sizes.push(size),
-    )
+    const received = { values: [] }
+    db.subscribe(key, (sequenceValue) => received.values.push(sequenceValue))
     await this.waitForInit(db, key)
     return received
   }

@@ -1,6 +1,6 @@
 // Reducer (append of {apply, i}, compaction into {reset} above 30 stored entries) with concurrent writers.
 
-import { Reducer, assert, assertIncreasingSeqs, eventually, useServer, waitFor, withTimeout } from './helpers.mjs'
+import { Reducer, assert, assertIncreasingSeqs, eventually, useServer, withTimeout } from './helpers.mjs'
 
 const serverTest = useServer()
 
