@@ -1,0 +1,47 @@
+import type { CertificateHash } from './transport.js'
+
+/** Information about a room returned by the DriftDB Room API. */
+export interface RoomResult {
+  /** The name of the room. */
+  room: string
+  /** The URL of a WebSocket endpoint that clients can connect to to send messages to the room. */
+  socket_url: string
+  /** The URL of an HTTP endpoint that clients can `POST` messages to to send a message to the room. */
+  http_url: string
+  /** The room's WebTransport URL, when the server offers WebTransport. */
+  webtransport_url?: string
+  /** SHA-256 hashes of the server's self-signed certificate, for `serverCertificateHashes`. */
+  certificate_hashes?: CertificateHash[]
+}
+
+export interface OutgoingMessage {
+  topic: string
+  value: unknown
+}
+
+/** Client for the DriftDB Room API: creates rooms and looks them up. */
+export class Api {
+  apiUrl: string
+
+  /** @param apiUrl The base URL of the DriftDB Room API. */
+  constructor(apiUrl: string) {
+    this.apiUrl = apiUrl.endsWith('/') ? apiUrl : `${apiUrl}/`
+  }
+
+  private async json(response: Response): Promise<RoomResult> {
+    if (!response.ok) {
+      throw new Error(`DriftDB API error ${response.status}: ${await response.text().catch(() => '')}`)
+    }
+    return (await response.json()) as RoomResult
+  }
+
+  /** Ask the DriftDB server to create a new room and return its information. */
+  async newRoom(): Promise<RoomResult> {
+    return this.json(await fetch(`${this.apiUrl}new`, { method: 'POST' }))
+  }
+
+  /** Get information about an existing room. */
+  async getRoom(roomId: string): Promise<RoomResult> {
+    return this.json(await fetch(`${this.apiUrl}room/${encodeURIComponent(roomId)}`))
+  }
+}
