@@ -35,6 +35,8 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string) => WebSocketLike
 
 const WS_OPEN = 1
+// Closing a connecting `ws` socket emits an error event, which throws without a listener.
+const ignore = () => {}
 
 function timeoutError(ms: number, what: string): Error {
   return new Error(`${what} did not open within ${ms} ms`)
@@ -60,7 +62,8 @@ export function openWebSocket(
     }, timeoutMs)
     const fail = (e: Error) => {
       clearTimeout(timer)
-      socket.onopen = socket.onclose = socket.onerror = socket.onmessage = null
+      socket.onopen = socket.onclose = socket.onmessage = null
+      socket.onerror = ignore
       try {
         socket.close()
       } catch {
@@ -84,7 +87,8 @@ export function openWebSocket(
     cancel() {
       cancelled = true
       if (ws && ws.readyState !== WS_OPEN) {
-        ws.onopen = ws.onclose = ws.onerror = ws.onmessage = null
+        ws.onopen = ws.onclose = ws.onmessage = null
+        ws.onerror = ignore
         try {
           ws.close()
         } catch {
@@ -134,7 +138,8 @@ class WebSocketTransport implements Transport {
   private finish(reason: string) {
     if (this.closed) return
     this.closed = true
-    this.socket.onopen = this.socket.onclose = this.socket.onerror = this.socket.onmessage = null
+    this.socket.onopen = this.socket.onclose = this.socket.onmessage = null
+    this.socket.onerror = ignore
     try {
       this.socket.close()
     } catch {

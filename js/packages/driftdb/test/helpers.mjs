@@ -39,6 +39,7 @@ export const eventually = (assertion, opts) =>
 export const FAST = {
   WebSocket,
   backoff: { initialMs: 50, maxMs: 300 },
+  connectTimeoutMs: 1_000,
 }
 
 /**
