@@ -4,6 +4,10 @@
 //! the bound is reached, queued volatile messages are dropped first (they are superseded by newer ones anyway); if a
 //! reliable message still does not fit, the queue closes with [`CloseReason::SlowConsumer`] instead of dropping it
 //! silently, and the client resumes from its last seq when it reconnects.
+//!
+//! An empty queue takes any one message, however large: a reader with nothing pending is not slow, and a `get`
+//! replay larger than the bound must still reach it (otherwise it would be closed again on every reconnect). So the
+//! queue holds at most the bound or a single message, whichever is larger.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -48,10 +52,10 @@ impl Outbox {
             return;
         }
         let size = message.size();
-        if state.bytes + size > self.limit_bytes {
+        if state.overflows(self.limit_bytes, size) {
             let dropped = state.make_room(self.limit_bytes, size, message.volatile_key());
             self.dropped_volatile.fetch_add(dropped, Ordering::Relaxed);
-            if state.bytes + size > self.limit_bytes {
+            if state.overflows(self.limit_bytes, size) {
                 if message.volatile_key().is_some() {
                     self.dropped_volatile.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -122,6 +126,12 @@ impl Outbox {
 }
 
 impl State {
+    /// Whether `incoming` more bytes would break the bound. An empty queue takes any one message (see the module
+    /// docs).
+    fn overflows(&self, limit: usize, incoming: usize) -> bool {
+        !self.queue.is_empty() && self.bytes + incoming > limit
+    }
+
     fn close(&mut self, reason: CloseReason) {
         if self.closed.is_none() {
             self.closed = Some(reason);
@@ -205,6 +215,16 @@ mod tests {
         outbox.push(push("k", 4, false));
         assert_eq!(outbox.closed(), Some(CloseReason::SlowConsumer));
         assert_eq!(outbox.try_batch(&mut Vec::new(), 10), Err(CloseReason::SlowConsumer));
+    }
+
+    #[test]
+    fn an_empty_queue_takes_one_message_larger_than_the_bound() {
+        let size = push("k", 0, false).size();
+        let outbox = Outbox::new(size / 2);
+        outbox.push(push("k", 1, false));
+        assert_eq!(outbox.closed(), None, "a reader with nothing pending is not slow");
+        outbox.push(push("k", 2, false));
+        assert_eq!(outbox.closed(), Some(CloseReason::SlowConsumer));
     }
 
     #[tokio::test]
