@@ -174,9 +174,9 @@ async fn http_send_reaches_websocket_subscribers_and_replies_directly() {
     let room = server.create_room().await;
     let mut json_reader = server.connect(&room, Encoding::Json).await;
     let mut cbor_reader = server.connect(&room, Encoding::Cbor).await;
-    let readers = [&mut json_reader, &mut cbor_reader];
-    for reader in readers {
-        reader.subscribe("k").await;
+    for reader in [&mut json_reader, &mut cbor_reader] {
+        let init = reader.subscribe("k").await;
+        assert_eq!(init["epoch"], server.epoch(&room), "a WebSocket init carries the room's epoch: {init}");
     }
 
     // The first entry of a stream: no stream_size (only sizes above 1 are reported).
@@ -208,7 +208,7 @@ async fn http_send_reaches_websocket_subscribers_and_replies_directly() {
 
 #[tokio::test]
 async fn bad_messages_get_an_error_and_the_connection_stays_usable() {
-    let bad: [(&str, Message, &str); 8] = [
+    let bad: [(&str, Message, &str); 9] = [
         ("malformed JSON", Message::text("{\"type\": \"ping\""), "JSON"),
         ("JSON that is not an object", Message::text("[1, 2]"), "object"),
         ("malformed CBOR", Message::binary(vec![0xa1, 0x61]), "CBOR"),
@@ -217,6 +217,11 @@ async fn bad_messages_get_an_error_and_the_connection_stays_usable() {
         ("unknown action", Message::text(r#"{"type":"push","key":"k","value":1,"action":{"type":"bogus"}}"#), "bogus"),
         ("push without a value", Message::text(r#"{"type":"push","key":"k","action":{"type":"relay"}}"#), "value"),
         ("get without a key", Message::text(r#"{"type":"get","seq":0}"#), "key"),
+        (
+            "compact ahead of the room's seq",
+            Message::text(r#"{"type":"push","key":"k","value":1,"action":{"type":"compact","seq":99}}"#),
+            "ahead",
+        ),
     ];
     let server = TestServer::start().await;
     let room = server.create_room().await;
@@ -502,4 +507,80 @@ async fn the_reference_clients_reconnect_url_still_means_cbor() {
         let mut client = server.connect_with(&room, query, Encoding::Json).await;
         client.assert_nothing_pending().await;
     }
+}
+
+#[tokio::test]
+async fn the_sender_alone_gets_stream_size_after_its_own_echo() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut writer = server.connect(&room, Encoding::Json).await;
+    let mut reader = server.connect(&room, Encoding::Cbor).await;
+    writer.subscribe("k").await;
+    reader.subscribe("k").await;
+    let stream_size = |size: u64| json!({"type": "stream_size", "key": "k", "size": size});
+
+    writer.send(&msg::append("k", json!("a"))).await;
+    assert_eq!(writer.expect_push("k").await, (1, json!("a")));
+    writer.send(&msg::append("k", json!("b"))).await;
+    assert_eq!(writer.expect_push("k").await, (2, json!("b")));
+    assert_eq!(writer.recv().await, stream_size(2), "stream_size follows the sender's echo");
+    // A relay is not stored, but the sender still learns the key's stream size.
+    writer.send(&msg::relay("k", json!("r"))).await;
+    assert_eq!(writer.expect_push("k").await, (3, json!("r")));
+    assert_eq!(writer.recv().await, stream_size(2));
+    // A compact delivers nothing and takes no seq.
+    writer.send(&msg::append("k", json!("c"))).await;
+    assert_eq!(writer.expect_push("k").await, (4, json!("c")));
+    assert_eq!(writer.recv().await, stream_size(3));
+    writer.send(&msg::compact("k", json!({"reset": "ab"}), 2)).await;
+    assert_eq!(writer.recv().await, stream_size(2));
+    writer.assert_nothing_pending().await;
+
+    for (seq, value) in [(1, "a"), (2, "b"), (3, "r"), (4, "c")] {
+        assert_eq!(reader.expect_push("k").await, (seq, json!(value)));
+    }
+    reader.assert_nothing_pending().await;
+    let init = reader.subscribe("k").await;
+    assert_eq!(init["data"], json!([{"value": {"reset": "ab"}, "seq": 2}, {"value": "c", "seq": 4}]), "{init}");
+}
+
+#[tokio::test]
+async fn get_replays_after_its_seq_and_seq_null_subscribes_without_init() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    for value in ["a", "b", "c"] {
+        server.send(&room, &msg::append("k", json!(value))).await;
+    }
+    let mut client = server.connect(&room, Encoding::Json).await;
+
+    client.send(&msg::get("k", json!(2))).await;
+    let init = client.expect("init").await;
+    assert_eq!(init["data"], json!([{"value": "c", "seq": 3}]), "replay after seq 2: {init}");
+    client.send(&msg::get("never-written", json!(0))).await;
+    assert_eq!(client.expect("init").await["data"], json!([]), "a key never written replays nothing");
+
+    client.send(&msg::get("quiet", Value::Null)).await;
+    client.assert_nothing_pending().await;
+    server.send(&room, &msg::relay("quiet", json!("live"))).await;
+    assert_eq!(client.expect_push("quiet").await, (4, json!("live")), "seq null still subscribes");
+}
+
+#[tokio::test]
+async fn a_replay_larger_than_the_outbox_bound_still_reaches_an_idle_reader() {
+    const OUTBOX: usize = 64 * 1024;
+    let server = TestServer::start_with(|config| config.outbox_bytes = OUTBOX).await;
+    let room = server.create_room().await;
+    // Each append is small, but together the stored stream is twice the outbox bound.
+    let value = "x".repeat(1024);
+    for _ in 0..2 * OUTBOX / value.len() {
+        server.send(&room, &msg::append("big", json!(value))).await;
+    }
+
+    // A reader that has nothing queued is not slow: it must get its replay rather than a slow-consumer close.
+    let mut reader = server.connect(&room, Encoding::Json).await;
+    reader.send(&msg::get("big", json!(0))).await;
+    let frame = reader.recv_frame().await;
+    let Message::Text(text) = frame else { panic!("expected the init, got {frame:?}") };
+    let init: Value = serde_json::from_str(&text).expect("JSON init");
+    assert_eq!(init["data"].as_array().map(Vec::len), Some(2 * OUTBOX / value.len()));
 }
