@@ -370,7 +370,12 @@ export function StatusIndicator(): React.ReactElement {
         <>
           {' '}
           <span style={{ fontSize: '70%', color: '#aaa' }}>
-            <a target="_blank" rel="noreferrer" style={{ textDecoration: 'none', color: '#aaa' }} href={status.debugUrl}>
+            <a
+              target="_blank"
+              rel="noreferrer"
+              style={{ textDecoration: 'none', color: '#aaa' }}
+              href={status.debugUrl}
+            >
               (ui)
             </a>
             ({status.transport}, {latencyStr}ms)

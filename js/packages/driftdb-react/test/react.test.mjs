@@ -69,7 +69,12 @@ after(async () => {
 function App({ name, out }) {
   const [text, setText] = useSharedState('text', 'initial')
   const [count, dispatch] = useSharedReducer('counter', (state, action) => state + action, 0)
-  const [list, push] = useSharedReducer('list', (state, item) => [...state, item], 3, (n) => Array(n).fill('x'))
+  const [list, push] = useSharedReducer(
+    'list',
+    (state, item) => [...state, item],
+    3,
+    (n) => Array(n).fill('x'),
+  )
   const presence = usePresence('users', { name })
   const status = useConnectionStatus()
   const latency = useLatency()
@@ -197,7 +202,11 @@ test('RoomQRCode renders a QR code locally as a data: URL', async () => {
   let renderer
   act(() => {
     renderer = TestRenderer.create(
-      h(DriftDBProvider, { api: server.url, room }, h(RoomQRCode, { url: `https://app.example/?_driftdb_room=${room}` })),
+      h(
+        DriftDBProvider,
+        { api: server.url, room },
+        h(RoomQRCode, { url: `https://app.example/?_driftdb_room=${room}` }),
+      ),
     )
   })
   try {

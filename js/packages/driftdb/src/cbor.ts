@@ -14,9 +14,7 @@ const codec = new Encoder({
 /** Turns Node's `Buffer` (a Uint8Array subclass cbor-x returns) into plain `Uint8Array`s, recursively. */
 function normalize(value: unknown): unknown {
   if (value instanceof Uint8Array) {
-    return value.constructor === Uint8Array
-      ? value
-      : new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+    return value.constructor === Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
   }
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) value[i] = normalize(value[i])

@@ -43,12 +43,7 @@ function timeoutError(ms: number, what: string): Error {
 }
 
 /** Opens a WebSocket to `url` (which already carries `?cbor=true` when `cbor`). */
-export function openWebSocket(
-  url: string,
-  cbor: boolean,
-  Ctor: WebSocketConstructor,
-  timeoutMs: number,
-): Opening {
+export function openWebSocket(url: string, cbor: boolean, Ctor: WebSocketConstructor, timeoutMs: number): Opening {
   let ws: WebSocketLike | null = null
   let cancelled = false
   let rejectFn: (e: Error) => void = () => {}
@@ -250,7 +245,12 @@ export function openWebTransport(
     const start = async () => {
       const options =
         hashes && hashes.length > 0
-          ? { serverCertificateHashes: certificateHashOptions(hashes) as Array<{ algorithm: string; value: BufferSource }> }
+          ? {
+              serverCertificateHashes: certificateHashOptions(hashes) as Array<{
+                algorithm: string
+                value: BufferSource
+              }>,
+            }
           : undefined
       const session = new Ctor(url, options)
       wt = session

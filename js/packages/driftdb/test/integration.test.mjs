@@ -60,9 +60,23 @@ test('DbConnection (JSON): status, subscribe with replay, live pushes, stream_si
   const got = collector()
   const sizes = collector()
   b.subscribe('k', got, sizes)
-  await eventually(() => assert.deepEqual(got.values.map((e) => e.value.n), [1, 2]), { what: 'replay' })
+  await eventually(
+    () =>
+      assert.deepEqual(
+        got.values.map((e) => e.value.n),
+        [1, 2],
+      ),
+    { what: 'replay' },
+  )
   a.send({ type: 'push', key: 'k', value: { n: 3 }, action: { type: 'append' } })
-  await eventually(() => assert.deepEqual(got.values.map((e) => e.value.n), [1, 2, 3]), { what: 'live push' })
+  await eventually(
+    () =>
+      assert.deepEqual(
+        got.values.map((e) => e.value.n),
+        [1, 2, 3],
+      ),
+    { what: 'live push' },
+  )
   assert.ok(got.values[0].seq < got.values[1].seq && got.values[1].seq < got.values[2].seq)
   b.send({ type: 'push', key: 'k', value: { n: 4 }, action: { type: 'append' } })
   await eventually(() => assert.deepEqual(sizes.values, [4]), { what: 'stream_size for the sender' })
@@ -80,11 +94,29 @@ test('DbConnection: a second listener on a subscribed key gets the replay, the f
   await eventually(() => assert.equal(first.values.length, 1), { what: 'first value' })
   const second = collector()
   a.subscribe('k', second)
-  await eventually(() => assert.deepEqual(second.values.map((e) => e.value), [1]), { what: 'replay for listener 2' })
+  await eventually(
+    () =>
+      assert.deepEqual(
+        second.values.map((e) => e.value),
+        [1],
+      ),
+    { what: 'replay for listener 2' },
+  )
   a.send({ type: 'push', key: 'k', value: 2, action: { type: 'append' } })
-  await eventually(() => assert.deepEqual(second.values.map((e) => e.value), [1, 2]), { what: 'live push' })
+  await eventually(
+    () =>
+      assert.deepEqual(
+        second.values.map((e) => e.value),
+        [1, 2],
+      ),
+    { what: 'live push' },
+  )
   await sleep(100)
-  assert.deepEqual(first.values.map((e) => e.value), [1, 2], 'no duplicate for the first listener')
+  assert.deepEqual(
+    first.values.map((e) => e.value),
+    [1, 2],
+    'no duplicate for the first listener',
+  )
 })
 
 test('DbConnection (CBOR): byte strings round-trip as Uint8Array, the URL never grows', async () => {
@@ -189,12 +221,26 @@ test('DbConnection: reconnect resumes from the last seq; nothing missed or doubl
     await sleep(200)
     proxy.freeze(false)
     await waitFor(() => a.status.connected, { what: 'a reconnected', timeout: 5_000 })
-    await eventually(() => assert.deepEqual(gotA.values.map((e) => e.value), ['b1', 'b2', 'b3', 'a1']), {
-      what: 'a caught up',
-    })
-    await eventually(() => assert.deepEqual(gotB.values.map((e) => e.value), ['b1', 'b2', 'b3', 'a1']), {
-      what: 'b got the offline write',
-    })
+    await eventually(
+      () =>
+        assert.deepEqual(
+          gotA.values.map((e) => e.value),
+          ['b1', 'b2', 'b3', 'a1'],
+        ),
+      {
+        what: 'a caught up',
+      },
+    )
+    await eventually(
+      () =>
+        assert.deepEqual(
+          gotB.values.map((e) => e.value),
+          ['b1', 'b2', 'b3', 'a1'],
+        ),
+      {
+        what: 'b got the offline write',
+      },
+    )
     assert.equal(resets.values.length, 0, 'same epoch: no reset')
     assert.ok(statuses.values.some((s) => s.connected === false))
     assert.equal(statuses.values.at(-1).connected, true)
@@ -220,7 +266,14 @@ test('DbConnection: a dead connection (no pong) is detected and replaced', async
     proxy.freeze(false)
     await waitFor(() => a.status.connected, { what: 'reconnected', timeout: 3_000 })
     a.send({ type: 'push', key: 'k', value: 'after', action: { type: 'append' } })
-    await eventually(() => assert.deepEqual(got.values.map((e) => e.value), ['after']), { what: 'works again' })
+    await eventually(
+      () =>
+        assert.deepEqual(
+          got.values.map((e) => e.value),
+          ['after'],
+        ),
+      { what: 'works again' },
+    )
   } finally {
     await proxy.close()
   }
@@ -253,7 +306,10 @@ test('DbConnection: server restart (new epoch) resets keys, replays from 0, keep
     // The offline write reached the new server, and the key replays from 0 of the new history.
     const http = new HttpConnection(`${proxy.url}/room/${room.room}/send`)
     const init = await http.send({ type: 'get', key: 'k', seq: 0 })
-    assert.deepEqual(init.data.map((e) => e.value), ['offline'])
+    assert.deepEqual(
+      init.data.map((e) => e.value),
+      ['offline'],
+    )
     const b = await connect({ ...room, socket_url: room.socket_url.replace(/:\d+\//, `:${second.port}/`) })
     b.send({ type: 'push', key: 'k', value: 'new', action: { type: 'append' } })
     await eventually(
@@ -281,7 +337,10 @@ test('HttpConnection: push, get, ping', async () => {
   })
   const init = await http.send({ type: 'get', key: 'h', seq: 0 })
   assert.equal(init.type, 'init')
-  assert.deepEqual(init.data.map((e) => e.value), [1, 2])
+  assert.deepEqual(
+    init.data.map((e) => e.value),
+    [1, 2],
+  )
   assert.equal((await http.send({ type: 'ping', nonce: 3 })).type, 'pong')
   await assert.rejects(new HttpConnection(`${server.url}/room/%20/send`).send({ type: 'ping' }), /HTTP error/)
 })
@@ -329,7 +388,12 @@ test('PresenceListener: peers see each other, and a peer leaving is reported', a
     callback: (p) => seenA.push(p),
     onLeave: (c) => left.push(c),
   })
-  const pb = new PresenceListener({ initialState: { name: 'b' }, db: b, clientId: 'client-b', maxPresenceInterval: 150 })
+  const pb = new PresenceListener({
+    initialState: { name: 'b' },
+    db: b,
+    clientId: 'client-b',
+    maxPresenceInterval: 150,
+  })
   pa.subscribe()
   pb.subscribe()
   await eventually(() => assert.deepEqual(seenA.at(-1)?.['client-b']?.value, { name: 'b' }), { what: 'a sees b' })
@@ -349,8 +413,22 @@ test('Reducer: concurrent dispatches on two clients converge, with compaction', 
   // Order-sensitive reducer: a bounded log of actions plus a sum.
   const reducer = (s, action) => ({ sum: s.sum * 3 + action, n: s.n + 1 })
   const shown = { a: null, b: null }
-  const ra = new Reducer({ key: 'r', reducer, initialValue: { sum: 0, n: 0 }, sizeThreshold: 5, db: a, callback: (s) => (shown.a = s) })
-  const rb = new Reducer({ key: 'r', reducer, initialValue: { sum: 0, n: 0 }, sizeThreshold: 5, db: b, callback: (s) => (shown.b = s) })
+  const ra = new Reducer({
+    key: 'r',
+    reducer,
+    initialValue: { sum: 0, n: 0 },
+    sizeThreshold: 5,
+    db: a,
+    callback: (s) => (shown.a = s),
+  })
+  const rb = new Reducer({
+    key: 'r',
+    reducer,
+    initialValue: { sum: 0, n: 0 },
+    sizeThreshold: 5,
+    db: b,
+    callback: (s) => (shown.b = s),
+  })
   ra.subscribe()
   rb.subscribe()
   await sleep(50)
@@ -387,10 +465,15 @@ test('volatile relays are delivered over WebSocket and not stored', async () => 
   const got = collector()
   b.subscribe('cursor', got)
   await sleep(50)
-  for (let i = 0; i < 10; i++) a.send({ type: 'push', key: 'cursor', value: { x: i }, action: { type: 'relay' }, volatile: true })
+  for (let i = 0; i < 10; i++)
+    a.send({ type: 'push', key: 'cursor', value: { x: i }, action: { type: 'relay' }, volatile: true })
   await eventually(() => assert.deepEqual(got.values.at(-1)?.value, { x: 9 }), { what: 'last cursor' })
   const seqs = got.values.map((e) => e.seq)
-  assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'increasing')
+  assert.deepEqual(
+    seqs,
+    [...seqs].sort((x, y) => x - y),
+    'increasing',
+  )
   const init = await new HttpConnection(room.http_url).send({ type: 'get', key: 'cursor', seq: 0 })
   assert.deepEqual(init.data, [])
 })

@@ -31,7 +31,10 @@ test('varints: LEB128 edges up to 2^53-1', () => {
 
 // Hand-derived from the Rust enum declarations: variant index, then fields in order; CBOR "hi" = 62 68 69.
 const CLIENT_VECTORS = [
-  [{ type: 'push', key: 'k', value: 'hi', action: { type: 'compact', seq: 9 }, volatile: false }, '00016b0362686903' + '09' + '00'],
+  [
+    { type: 'push', key: 'k', value: 'hi', action: { type: 'compact', seq: 9 }, volatile: false },
+    '00016b0362686903' + '09' + '00',
+  ],
   [{ type: 'push', key: 'k', value: 'hi', action: { type: 'relay' }, volatile: true }, '00016b0362686900' + '01'],
   [{ type: 'push', key: 'k', value: 'hi', action: { type: 'append' } }, '00016b0362686901' + '00'],
   [{ type: 'push', key: '', value: 'hi', action: { type: 'replace' } }, '0000036268690200'],
@@ -60,7 +63,15 @@ const SERVER_VECTORS = [
   [{ type: 'push', key: 'k', value: 'hi', seq: 5 }, '00016b0362686905' + '00'],
   [{ type: 'push', key: 'k', value: 'hi', seq: 5, volatile: true }, '00016b0362686905' + '01'],
   [
-    { type: 'init', key: 'k', data: [{ value: 'hi', seq: 1 }, { value: new Uint8Array([1, 2]), seq: 200 }], epoch: 'e1' },
+    {
+      type: 'init',
+      key: 'k',
+      data: [
+        { value: 'hi', seq: 1 },
+        { value: new Uint8Array([1, 2]), seq: 200 },
+      ],
+      epoch: 'e1',
+    },
     '01016b02' + '0362686901' + '03420102c801' + '026531',
   ],
   [{ type: 'init', key: 'k', data: [], epoch: '' }, '01016b0000'],
@@ -79,7 +90,12 @@ test('server messages decode from the hand-derived vectors and encode back', () 
 
 test('byte strings in values round-trip as plain Uint8Array', () => {
   const bytes = postcard.encodeClient(
-    { type: 'push', key: 'b', value: { data: new Uint8Array([0, 255]), n: [1, 2.5, null] }, action: { type: 'append' } },
+    {
+      type: 'push',
+      key: 'b',
+      value: { data: new Uint8Array([0, 255]), n: [1, 2.5, null] },
+      action: { type: 'append' },
+    },
     values,
   )
   const back = postcard.decodeClient(bytes, values)

@@ -88,7 +88,14 @@ test('reducer: compaction at the confirmed seq, reset entries and epoch reset', 
   const reducer = (state, action) => ({ count: state.count + action })
   const db = new FakeDb()
   let shown = null
-  const r = new Reducer({ key: 'c', reducer, initialValue: { count: 0 }, sizeThreshold: 2, db, callback: (s) => (shown = s) })
+  const r = new Reducer({
+    key: 'c',
+    reducer,
+    initialValue: { count: 0 },
+    sizeThreshold: 2,
+    db,
+    callback: (s) => (shown = s),
+  })
   r.subscribe()
   db.deliver('c', { apply: 5, i: 'other' }, 3)
   r.dispatch(1)
@@ -156,20 +163,31 @@ test('offline queue: bounded, replace coalesces, volatile and pings dropped', ()
   const warn = console.warn
   console.warn = () => {}
   try {
-    db.connect({ url: 'ws://127.0.0.1:9/room/x/connect', maxQueue: 3, WebSocket: class {
-      constructor() {
-        setTimeout(() => this.onerror?.(), 0)
-      }
-      close() {}
-    } })
+    db.connect({
+      url: 'ws://127.0.0.1:9/room/x/connect',
+      maxQueue: 3,
+      WebSocket: class {
+        constructor() {
+          setTimeout(() => this.onerror?.(), 0)
+        }
+        close() {}
+      },
+    })
     db.send({ type: 'push', key: 'v', value: 1, action: { type: 'relay' }, volatile: true })
     db.send({ type: 'ping' })
     assert.equal(db.queue.length, 0)
     db.send({ type: 'push', key: 's', value: 1, action: { type: 'replace' } })
     db.send({ type: 'push', key: 's', value: 2, action: { type: 'replace' } })
-    assert.deepEqual(db.queue.map((m) => m.value), [2])
+    assert.deepEqual(
+      db.queue.map((m) => m.value),
+      [2],
+    )
     for (let i = 0; i < 5; i++) db.send({ type: 'push', key: 'l', value: i, action: { type: 'append' } })
-    assert.deepEqual(db.queue.map((m) => `${m.key}${m.value}`), ['l2', 'l3', 'l4'], 'oldest dropped')
+    assert.deepEqual(
+      db.queue.map((m) => `${m.key}${m.value}`),
+      ['l2', 'l3', 'l4'],
+      'oldest dropped',
+    )
   } finally {
     db.disconnect()
     console.warn = warn

@@ -198,9 +198,16 @@ test('webtransport: control stream, datagrams for small volatile relays, stale v
   s1.kill()
   await waitFor(() => fake.sessions.length === 2 && db.status.connected, { what: 'new session' })
   const s2 = fake.sessions[1]
-  await eventually(() => assert.deepEqual(got.values.slice(before).map((e) => e.value), ['fresh']), {
-    what: 'replay from 0 after the epoch change',
-  })
+  await eventually(
+    () =>
+      assert.deepEqual(
+        got.values.slice(before).map((e) => e.value),
+        ['fresh'],
+      ),
+    {
+      what: 'replay from 0 after the epoch change',
+    },
+  )
   assert.deepEqual(
     s2.received.filter((m) => m.type === 'get'),
     [
