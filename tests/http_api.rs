@@ -88,9 +88,11 @@ async fn send_rejects_bad_messages_with_400_and_an_error() {
 async fn send_body_over_the_message_limit_gets_413() {
     let server = TestServer::start_with(|config| config.max_message_bytes = 1024).await;
     let room = server.create_room().await;
-    let oversized = msg::relay("k", json!("x".repeat(2048))).to_string();
-    let response = server.post(&format!("/room/{room}/send"), oversized).await;
+    let response = server.post(&format!("/room/{room}/send"), msg::relay_text_of_len("k", 1025)).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // A body of exactly the limit is accepted.
+    let response = server.post(&format!("/room/{room}/send"), msg::relay_text_of_len("k", 1024)).await;
+    assert_eq!(json_body(response, StatusCode::OK).await, Value::Null);
     assert_eq!(server.send(&room, &msg::ping(1)).await, json!({"type": "pong", "nonce": 1}));
 }
 

@@ -284,22 +284,25 @@ async fn oversized_message_closes_with_1009_and_the_server_keeps_serving() {
     let room = server.create_room().await;
     let mut bystander = server.connect(&room, Encoding::Json).await;
     bystander.subscribe("k").await;
+    let at_limit = msg::relay_text_of_len("k", LIMIT);
 
+    // The size is checked before decoding, so even garbage one byte over the limit is "too big", not "malformed".
     let oversized_frames =
-        [Message::text(msg::relay("k", json!("x".repeat(LIMIT))).to_string()), Message::binary(vec![0xf6; LIMIT + 1])];
+        [Message::text(msg::relay_text_of_len("k", LIMIT + 1)), Message::binary(vec![0xf6; LIMIT + 1])];
     for frame in oversized_frames {
         let mut offender = server.connect(&room, Encoding::Json).await;
-        // A message under the limit is fine on the same connection.
-        offender.send(&msg::relay("k", json!("x".repeat(LIMIT / 2)))).await;
+        // A message of exactly the limit is accepted on the same connection.
+        offender.send_frame(Message::text(at_limit.clone())).await;
         offender.assert_nothing_pending().await;
         offender.send_frame(frame).await;
         let closed = offender.expect_close().await;
         assert_eq!(closed.code, 1009, "close for an oversized message: {closed:?}");
     }
 
-    // Everyone else is still served: the bystander got the small relays and still gets new ones.
-    assert_eq!(bystander.expect_push("k").await.1, json!("x".repeat(LIMIT / 2)));
-    assert_eq!(bystander.expect_push("k").await.1, json!("x".repeat(LIMIT / 2)));
+    // Everyone else is still served: the bystander got both relays at the limit and still gets new ones.
+    let at_limit_value = serde_json::from_str::<Value>(&at_limit).unwrap()["value"].clone();
+    assert_eq!(bystander.expect_push("k").await.1, at_limit_value);
+    assert_eq!(bystander.expect_push("k").await.1, at_limit_value);
     let mut writer = server.connect(&room, Encoding::Cbor).await;
     writer.send(&msg::relay("k", json!("after"))).await;
     assert_eq!(bystander.expect_push("k").await.1, json!("after"));
@@ -470,6 +473,12 @@ async fn debug_connection_gets_full_inits_and_every_relay() {
     let init = debug.expect("init").await;
     assert_eq!(init["data"], json!([{"value": {"reset": 3}, "seq": 2}, {"value": 3, "seq": 5}]));
     debug.assert_nothing_pending().await;
+
+    // A debug connection that also subscribes to a key gets each of its relays once, not twice.
+    debug.subscribe("c").await;
+    server.send(&room, &msg::relay("c", json!("once"))).await;
+    assert_eq!(debug.expect_push("c").await, (7, json!("once")));
+    debug.assert_nothing_pending().await;
 }
 
 #[tokio::test]
@@ -583,4 +592,52 @@ async fn a_replay_larger_than_the_outbox_bound_still_reaches_an_idle_reader() {
     let Message::Text(text) = frame else { panic!("expected the init, got {frame:?}") };
     let init: Value = serde_json::from_str(&text).expect("JSON init");
     assert_eq!(init["data"].as_array().map(Vec::len), Some(2 * OUTBOX / value.len()));
+}
+
+#[tokio::test]
+async fn any_utf8_key_works_including_the_empty_one() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut reader = server.connect(&room, Encoding::Cbor).await;
+    let keys = ["", "with space", "ünïcödé 🚀", "a/b?c=d&e"];
+    for key in keys {
+        reader.subscribe(key).await;
+    }
+    for (i, key) in keys.into_iter().enumerate() {
+        server.send(&room, &msg::append(key, json!(i))).await;
+        // One seq for the whole room, whatever the key.
+        assert_eq!(reader.expect_push(key).await, (i as u64 + 1, json!(i)));
+    }
+}
+
+#[tokio::test]
+async fn a_get_during_a_stream_of_writes_replays_and_continues_without_gap_or_duplicate() {
+    const WRITES: u64 = 2000;
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut writer = server.connect(&room, Encoding::Json).await;
+    let mut reader = server.connect(&room, Encoding::Cbor).await;
+
+    let write = async {
+        for i in 1..=WRITES {
+            writer.send(&msg::append("k", json!(i))).await;
+        }
+    };
+    let read = async {
+        // Subscribe once the stream is under way, so that part of it is replayed and the rest arrives live.
+        while server.send(&room, &msg::get("k", json!(0))).await["data"].as_array().is_none_or(Vec::is_empty) {
+            tokio::task::yield_now().await;
+        }
+        let init = reader.subscribe("k").await;
+        let mut seqs: Vec<u64> = init["data"].as_array().unwrap().iter().map(seq_of).collect();
+        let replayed = seqs.len();
+        while seqs.last() != Some(&WRITES) {
+            seqs.push(reader.expect_push("k").await.0);
+        }
+        (replayed, seqs)
+    };
+    let ((), (replayed, seqs)) = common::within("writes and reads", async { tokio::join!(write, read) }).await;
+    assert!(replayed > 0, "the get came after the first write");
+    assert_eq!(seqs, (1..=WRITES).collect::<Vec<_>>(), "replay ({replayed} entries) then live, no gap or duplicate");
+    reader.assert_nothing_pending().await;
 }

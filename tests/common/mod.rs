@@ -175,6 +175,14 @@ pub mod msg {
         push(key, "relay", value)
     }
 
+    /// The JSON text of a relay padded with a string value to exactly `len` bytes, for testing size limits.
+    pub fn relay_text_of_len(key: &str, len: usize) -> String {
+        let overhead = relay(key, json!("")).to_string().len();
+        let text = relay(key, json!("x".repeat(len - overhead))).to_string();
+        assert_eq!(text.len(), len);
+        text
+    }
+
     pub fn append(key: &str, value: Value) -> Value {
         push(key, "append", value)
     }
