@@ -126,6 +126,8 @@ export class DbConnection {
     null
   cbor = false
   closed = false
+  /** Counts the connections established (1 for the first): tells a resend after a reconnection apart. */
+  connectionId = 0
 
   private options: ConnectOptions & typeof DEFAULTS = { ...DEFAULTS }
   private keys = new Map<Key, KeyState>()
@@ -276,6 +278,7 @@ export class DbConnection {
   private adopt(t: Transport, session: number) {
     this.opening = []
     this.connection = t
+    this.connectionId++
     this.attempt = 0
     this.lastReceived = Date.now()
     t.onmessage = (m) => {
@@ -493,11 +496,13 @@ export class DbConnection {
   /**
    * Send a message to the DriftDB server. While disconnected, messages wait in a bounded queue (volatile relays
    * are dropped: they would be stale).
+   *
+   * @returns true if the message went out on the current connection, false if it was queued or dropped.
    */
-  send(message: MessageToDb): void {
-    if (this.connection && this.rawSend(message)) return
-    if (message.type === 'push' && message.volatile === true) return
-    if (message.type === 'ping') return
+  send(message: MessageToDb): boolean {
+    if (this.connection && this.rawSend(message)) return true
+    if (message.type === 'push' && message.volatile === true) return false
+    if (message.type === 'ping') return false
     if (message.type === 'push' && message.action.type === 'replace') {
       // A replace makes earlier queued writes to the key pointless.
       this.queue = this.queue.filter((m) => !(m.type === 'push' && m.key === message.key))
@@ -511,6 +516,7 @@ export class DbConnection {
         console.warn(`driftdb: offline queue full (${max} messages), dropping the oldest`)
       }
     }
+    return false
   }
 
   /**

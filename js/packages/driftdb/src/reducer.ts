@@ -14,6 +14,8 @@ interface ResetEntry<T> {
 interface Pending<A> {
   n: number
   action: A
+  /** The `connectionId` of the connection the action went (or will go) out on. */
+  sentOn: number
 }
 
 function clone<T>(value: T): T {
@@ -68,10 +70,11 @@ export class Reducer<T, A> {
     this.onSequenceValue = this.onSequenceValue.bind(this)
     this.onSize = this.onSize.bind(this)
     this.onReset = this.onReset.bind(this)
+    this.onInit = this.onInit.bind(this)
   }
 
   subscribe(): void {
-    this.db.subscribe(this.key, this.onSequenceValue, this.onSize, { onReset: this.onReset })
+    this.db.subscribe(this.key, this.onSequenceValue, this.onSize, { onReset: this.onReset, onInit: this.onInit })
   }
 
   destroy(): void {
@@ -81,11 +84,31 @@ export class Reducer<T, A> {
   /** Applies `action` locally at once and appends it to the shared stream. */
   dispatch(action: A): void {
     const n = ++this.counter
-    this.pending.push({ n, action })
-    const value: ApplyEntry<A> = { apply: action, i: this.randId, n }
-    this.db.send({ type: 'push', action: { type: 'append' }, value, key: this.key })
+    const p: Pending<A> = { n, action, sentOn: this.db.connectionId }
+    this.pending.push(p)
+    // Sent now on the current connection, or queued for the next one.
+    if (!this.send(n, action)) p.sentOn = this.db.connectionId + 1
     this.state = this.reducer(this.state, clone(action))
     this.callback(this.state)
+  }
+
+  private send(n: number, action: A): boolean {
+    const value: ApplyEntry<A> = { apply: action, i: this.randId, n }
+    return this.db.send({ type: 'push', action: { type: 'append' }, value, key: this.key }) !== false
+  }
+
+  /**
+   * After the resubscription that follows a reconnection, the stream holds every action of ours the server
+   * applied: pending actions sent on an earlier connection and still unconfirmed were lost in flight. Send them
+   * again.
+   */
+  onInit(): void {
+    const current = this.db.connectionId
+    for (const p of this.pending) {
+      if (p.sentOn < current) {
+        p.sentOn = this.send(p.n, p.action) ? current : current + 1
+      }
+    }
   }
 
   /** Recomputes the shown state: confirmed state, then the pending actions in order. */

@@ -477,3 +477,43 @@ test('volatile relays are delivered over WebSocket and not stored', async () => 
   const init = await new HttpConnection(room.http_url).send({ type: 'get', key: 'cursor', seq: 0 })
   assert.deepEqual(init.data, [])
 })
+
+test('Reducer: an action lost in flight on a dying connection is sent again, once, after reconnecting', async () => {
+  const room = await api.newRoom()
+  const proxy = await startProxy(server.port)
+  try {
+    const a = await connect({ ...room, socket_url: room.socket_url.replace(`:${server.port}/`, `:${proxy.port}/`) })
+    const b = await connect(room)
+    const reducer = (s, x) => [...s, x]
+    const shown = { a: null, b: null }
+    const ra = new Reducer({ key: 'r', reducer, initialValue: [], db: a, callback: (s) => (shown.a = s) })
+    const rb = new Reducer({ key: 'r', reducer, initialValue: [], db: b, callback: (s) => (shown.b = s) })
+    ra.subscribe()
+    rb.subscribe()
+    ra.dispatch('before')
+    await eventually(() => assert.deepEqual(shown.b, ['before']), { what: 'first action' })
+    proxy.freeze() // bytes written now are lost, though the socket looks open
+    ra.dispatch('lost in flight')
+    await sleep(100)
+    proxy.cutAll()
+    proxy.freeze(false)
+    await waitFor(() => !a.status.connected, { what: 'a sees the cut' })
+    await waitFor(() => a.status.connected, { what: 'a reconnected' })
+    rb.dispatch('from b')
+    await eventually(
+      () => {
+        assert.equal(shown.a.length, 3)
+        assert.deepEqual(shown.a, shown.b)
+        assert.equal(ra.pending.length, 0)
+      },
+      { what: 'convergence with the lost action resent' },
+    )
+    assert.deepEqual([...shown.a].sort(), ['before', 'from b', 'lost in flight'])
+    const init = await new HttpConnection(room.http_url).send({ type: 'get', key: 'r', seq: 0 })
+    assert.equal(init.data.filter((e) => e.value.apply === 'lost in flight').length, 1, 'applied exactly once')
+    ra.destroy()
+    rb.destroy()
+  } finally {
+    await proxy.close()
+  }
+})

@@ -34,10 +34,13 @@ test('socketUrl sets cbor=true once, however often it is applied', () => {
 
 /** A DbConnection stand-in that records sends and lets the test feed messages. */
 class FakeDb {
+  status = { connected: true }
+  connectionId = 1
   sent = []
   subs = new Map()
   send(m) {
     this.sent.push(m)
+    return this.status.connected
   }
   subscribe(key, listener, size, hooks) {
     this.subs.set(key, { listener, size, hooks })
@@ -192,4 +195,34 @@ test('offline queue: bounded, replace coalesces, volatile and pings dropped', ()
     db.disconnect()
     console.warn = warn
   }
+})
+
+test('reducer: actions lost in flight when a connection dies are sent again after the resubscription', () => {
+  const db = new FakeDb()
+  let shown = null
+  const r = new Reducer({ key: 'r', reducer: (s, a) => s + a, initialValue: 0, db, callback: (s) => (shown = s) })
+  r.subscribe()
+  r.dispatch(1) // sent on connection 1, then lost
+  r.dispatch(2) // sent on connection 1, applied by the server (seq 1)
+  db.status = { connected: false }
+  r.dispatch(4) // queued: goes out on connection 2 with the offline queue
+  assert.equal(shown, 7)
+  db.status = { connected: true }
+  db.connectionId = 2
+  db.sent.length = 0
+  // The resubscription's init replays what the server applied, then onInit runs.
+  db.deliver('r', { apply: 2, i: r.randId, n: 2 }, 1)
+  db.subs.get('r').hooks.onInit()
+  assert.deepEqual(
+    db.sent.map((m) => m.value),
+    [{ apply: 1, i: r.randId, n: 1 }],
+    'only the lost action is resent; the applied one and the queued one are not',
+  )
+  db.subs.get('r').hooks.onInit()
+  assert.equal(db.sent.length, 1, 'not twice on the same connection')
+  db.deliver('r', { apply: 4, i: r.randId, n: 3 }, 2)
+  db.deliver('r', { apply: 1, i: r.randId, n: 1 }, 3)
+  assert.equal(shown, 7)
+  assert.equal(r.pending.length, 0)
+  assert.equal(r.confirmedState, 7)
 })
