@@ -641,3 +641,60 @@ async fn a_get_during_a_stream_of_writes_replays_and_continues_without_gap_or_du
     assert_eq!(seqs, (1..=WRITES).collect::<Vec<_>>(), "replay ({replayed} entries) then live, no gap or duplicate");
     reader.assert_nothing_pending().await;
 }
+
+#[tokio::test]
+async fn shutdown_delivers_what_was_queued_before_the_1001() {
+    const QUEUED: u64 = 200;
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut reader = server.connect(&room, Encoding::Json).await;
+    reader.subscribe("k").await;
+    let mut writer = server.connect(&room, Encoding::Cbor).await;
+    writer.subscribe("k").await;
+    for i in 1..=QUEUED {
+        writer.send(&msg::relay("k", json!(i))).await;
+    }
+    // The writer's last echo means every relay is already in the reader's queue or socket.
+    while writer.expect_push("k").await.0 < QUEUED {}
+
+    let stopping = tokio::spawn(server.shutdown());
+    let (messages, closed) = reader.recv_until_close().await;
+    assert_eq!(closed.code, 1001, "close on shutdown: {closed:?}");
+    let seqs: Vec<u64> = messages.iter().map(seq_of).collect();
+    assert_eq!(seqs, (1..=QUEUED).collect::<Vec<_>>(), "everything queued arrives before the goodbye");
+    common::within("shutdown", stopping).await.expect("shutdown task");
+}
+
+#[tokio::test]
+async fn clients_that_leave_are_detached_from_the_room() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut stayer = server.connect(&room, Encoding::Json).await;
+    stayer.subscribe("k").await;
+    let mut leaver = server.connect(&room, Encoding::Json).await;
+    leaver.subscribe("k").await;
+    let vanisher = server.connect(&room, Encoding::Cbor).await;
+    assert_eq!(server.connection_count(&room), 3);
+
+    leaver.close(1000).await;
+    server.wait_for_connection_count(&room, 2).await;
+    // A client that vanishes without a closing handshake is detached too.
+    drop(vanisher);
+    server.wait_for_connection_count(&room, 1).await;
+
+    assert_eq!(server.send(&room, &msg::append("k", json!("still here"))).await, Value::Null);
+    assert_eq!(stayer.expect_push("k").await, (1, json!("still here")));
+}
+
+#[tokio::test]
+async fn a_client_initiated_close_is_answered_with_a_close_frame() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut client = server.connect(&room, Encoding::Json).await;
+    client.subscribe("k").await;
+    // RFC 6455 5.5.1: the server answers a close frame with one of its own, so that the client sees a clean close
+    // (a browser reports `wasClean: true` and the code, rather than 1006).
+    client.close(1000).await;
+    let closed = client.expect_close().await;
+    assert_eq!(closed.code, 1000, "the server echoes the client's close code: {closed:?}");
+}

@@ -77,6 +77,23 @@ impl TestServer {
         self.rooms().get(&id).expect("room exists").epoch().to_string()
     }
 
+    /// Live connections in an existing room.
+    pub fn connection_count(&self, room: &str) -> usize {
+        let id = RoomId::parse(room).expect("well-formed room id");
+        self.rooms().get(&id).expect("room exists").connection_count()
+    }
+
+    /// Waits until the room has `count` live connections (detaching happens in the server's own tasks).
+    pub async fn wait_for_connection_count(&self, room: &str, count: usize) {
+        let what = format!("room {room} to have {count} connections (has {})", self.connection_count(room));
+        within(&what, async {
+            while self.connection_count(room) != count {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+    }
+
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr())
@@ -384,6 +401,12 @@ impl WsClient {
     pub async fn assert_nothing_pending(&mut self) {
         let unexpected = self.round_trip().await;
         assert!(unexpected.is_empty(), "unexpected messages: {unexpected:?}");
+    }
+
+    /// Starts the closing handshake with `code`.
+    pub async fn close(&mut self, code: u16) {
+        let frame = tungstenite::protocol::CloseFrame { code: code.into(), reason: "test client leaving".into() };
+        within("sending a close frame", self.ws.close(Some(frame))).await.expect("send a close frame");
     }
 
     /// Reads until the server's close frame, skipping any messages before it.
