@@ -81,7 +81,7 @@ fn fidelity_cases() -> Vec<Fidelity> {
     let bytes = || Cbor::Bytes(vec![0, 1, 127, 128, 255]);
     let bytes_json = json!([0, 1, 127, 128, 255]);
     let tagged = |inner: Cbor| Cbor::Tag(64, Box::new(inner));
-    let float = |f: f64| Cbor::Float(f);
+    let float = Cbor::Float;
     vec![
         Fidelity {
             what: "plain byte string",
