@@ -2,14 +2,16 @@ import { Encoder } from 'cbor-x'
 
 import type { ValueCodec } from './postcard.js'
 
-// Plain CBOR: no record extension, byte strings untagged, minimal map headers, objects for maps.
+// Decoding: plain CBOR, no record extension, byte strings untagged, minimal map headers, objects for maps.
 const codec = new Encoder({
   useRecords: false,
   tagUint8Array: false,
   mapsAsObjects: true,
   variableMapSize: true,
   pack: false,
-})
+  // 64-bit integers (seqs, large values) as numbers, not BigInt.
+  int64AsNumber: true,
+} as ConstructorParameters<typeof Encoder>[0])
 
 /** Turns Node's `Buffer` (a Uint8Array subclass cbor-x returns) into plain `Uint8Array`s, recursively. */
 function normalize(value: unknown): unknown {
@@ -27,10 +29,203 @@ function normalize(value: unknown): unknown {
   return value
 }
 
-/** Encodes any value as CBOR bytes. */
+/** A growable output buffer for the encoder. */
+class Out {
+  buf = new Uint8Array(256)
+  view = new DataView(this.buf.buffer)
+  len = 0
+
+  reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.len + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.len))
+    this.buf = next
+    this.view = new DataView(next.buffer)
+  }
+
+  byte(b: number): void {
+    this.reserve(1)
+    this.buf[this.len++] = b
+  }
+
+  /** A major type with its argument, in the shortest form. */
+  head(major: number, n: number): void {
+    const m = major << 5
+    if (n < 24) {
+      this.byte(m | n)
+    } else if (n < 0x100) {
+      this.byte(m | 24)
+      this.byte(n)
+    } else if (n < 0x10000) {
+      this.reserve(3)
+      this.buf[this.len++] = m | 25
+      this.view.setUint16(this.len, n)
+      this.len += 2
+    } else if (n < 0x100000000) {
+      this.reserve(5)
+      this.buf[this.len++] = m | 26
+      this.view.setUint32(this.len, n)
+      this.len += 4
+    } else {
+      this.reserve(9)
+      this.buf[this.len++] = m | 27
+      this.view.setBigUint64(this.len, BigInt(n))
+      this.len += 8
+    }
+  }
+
+  bytes(b: Uint8Array): void {
+    this.reserve(b.length)
+    this.buf.set(b, this.len)
+    this.len += b.length
+  }
+}
+
+const f32 = new Float32Array(1)
+
+/** The IEEE half-precision bits of `v` if it converts exactly, else null. */
+function toHalf(v: number): number | null {
+  if (Number.isNaN(v)) return 0x7e00
+  const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0
+  const a = Math.abs(v)
+  if (a === Infinity) return sign | 0x7c00
+  if (a === 0) return sign
+  // Subnormal halves: multiples of 2^-24 below 2^-14.
+  if (a < 2 ** -14) {
+    const m = a / 2 ** -24
+    return Number.isInteger(m) ? sign | m : null
+  }
+  const e = Math.floor(Math.log2(a))
+  if (e > 15) return null
+  const mant = a / 2 ** e - 1 // in [0, 1)
+  const m = mant * 1024
+  if (!Number.isInteger(m) || m >= 1024) return null
+  return sign | ((e + 15) << 10) | m
+}
+
+/** Writes a float in the shortest of half, single and double precision that holds it exactly (as ciborium does). */
+function writeFloat(out: Out, v: number): void {
+  const half = toHalf(v)
+  if (half !== null) {
+    out.reserve(3)
+    out.buf[out.len++] = 0xf9
+    out.view.setUint16(out.len, half)
+    out.len += 2
+    return
+  }
+  f32[0] = v
+  if (f32[0] === v) {
+    out.reserve(5)
+    out.buf[out.len++] = 0xfa
+    out.view.setFloat32(out.len, v)
+    out.len += 4
+    return
+  }
+  out.reserve(9)
+  out.buf[out.len++] = 0xfb
+  out.view.setFloat64(out.len, v)
+  out.len += 8
+}
+
+const textEncoder = new TextEncoder()
+
+function write(out: Out, value: unknown, depth: number): void {
+  if (depth > 512) throw new Error('value nested too deeply')
+  switch (typeof value) {
+    case 'undefined':
+      out.byte(0xf7)
+      return
+    case 'boolean':
+      out.byte(value ? 0xf5 : 0xf4)
+      return
+    case 'number':
+      if (Number.isInteger(value) && Math.abs(value) <= Number.MAX_SAFE_INTEGER) {
+        if (value >= 0) out.head(0, value)
+        else out.head(1, -1 - value)
+      } else {
+        writeFloat(out, value)
+      }
+      return
+    case 'bigint':
+      if (value >= 0n && value < 2n ** 64n) {
+        out.reserve(9)
+        out.buf[out.len++] = 0x1b
+        out.view.setBigUint64(out.len, value)
+        out.len += 8
+        return
+      }
+      if (value < 0n && value >= -(2n ** 64n)) {
+        out.reserve(9)
+        out.buf[out.len++] = 0x3b
+        out.view.setBigUint64(out.len, -1n - value)
+        out.len += 8
+        return
+      }
+      throw new Error('bigint out of the 64-bit range')
+    case 'string': {
+      const b = textEncoder.encode(value)
+      out.head(3, b.length)
+      out.bytes(b)
+      return
+    }
+    case 'object': {
+      if (value === null) {
+        out.byte(0xf6)
+        return
+      }
+      if (ArrayBuffer.isView(value)) {
+        const b = new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+        out.head(2, b.length)
+        out.bytes(b)
+        return
+      }
+      if (value instanceof ArrayBuffer) {
+        out.head(2, value.byteLength)
+        out.bytes(new Uint8Array(value))
+        return
+      }
+      if (Array.isArray(value)) {
+        out.head(4, value.length)
+        for (const item of value) write(out, item, depth + 1)
+        return
+      }
+      if (value instanceof Map) {
+        out.head(5, value.size)
+        for (const [k, v] of value) {
+          write(out, k, depth + 1)
+          write(out, v, depth + 1)
+        }
+        return
+      }
+      const withJson = value as { toJSON?: () => unknown }
+      if (typeof withJson.toJSON === 'function') {
+        write(out, withJson.toJSON(), depth + 1)
+        return
+      }
+      // Like JSON: undefined and function members are left out.
+      const entries = Object.entries(value).filter(([, v]) => v !== undefined && typeof v !== 'function')
+      out.head(5, entries.length)
+      for (const [k, v] of entries) {
+        write(out, k, depth + 1)
+        write(out, v, depth + 1)
+      }
+      return
+    }
+    default:
+      out.byte(0xf6) // functions and symbols: null, as JSON does in arrays
+  }
+}
+
+/**
+ * Encodes a value as CBOR the way the server holds it: shortest integer and float forms, definite lengths, map keys
+ * in insertion order, byte strings (any typed array) untagged.
+ */
 export function encodeCbor(value: unknown): Uint8Array {
-  const out = codec.encode(value) as Uint8Array
-  return out.constructor === Uint8Array ? out : new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+  const out = new Out()
+  write(out, value, 0)
+  return out.buf.slice(0, out.len)
 }
 
 /** Decodes CBOR bytes; byte strings come back as `Uint8Array`. */
