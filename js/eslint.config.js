@@ -29,4 +29,9 @@ export default tseslint.config(
       'no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
+  {
+    // Page scripts, and test code whose callbacks run inside the page (page.evaluate).
+    files: ['packages/**/test/browser/**/*.js', 'packages/**/test/browser*.test.mjs'],
+    languageOptions: { globals: { ...globals.browser, ...globals.node } },
+  },
 )

@@ -1,17 +1,14 @@
-import { Encoder } from 'cbor-x'
+import { Decoder } from 'cbor-x'
 
 import type { ValueCodec } from './postcard.js'
 
-// Decoding: plain CBOR, no record extension, byte strings untagged, minimal map headers, objects for maps.
-const codec = new Encoder({
+// Decoding (cbor-x): plain CBOR, no record extension, maps as objects. Tag 64 (Uint8Array) is understood.
+const codec = new Decoder({
   useRecords: false,
-  tagUint8Array: false,
   mapsAsObjects: true,
-  variableMapSize: true,
-  pack: false,
   // 64-bit integers (seqs, large values) as numbers, not BigInt.
   int64AsNumber: true,
-} as ConstructorParameters<typeof Encoder>[0])
+} as ConstructorParameters<typeof Decoder>[0])
 
 /** Turns Node's `Buffer` (a Uint8Array subclass cbor-x returns) into plain `Uint8Array`s, recursively. */
 function normalize(value: unknown): unknown {

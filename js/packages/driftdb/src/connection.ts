@@ -132,6 +132,7 @@ export class DbConnection {
   private options: ConnectOptions & typeof DEFAULTS = { ...DEFAULTS }
   private keys = new Map<Key, KeyState>()
   private attempt = 0
+  private tries = 0
   private opening: Opening[] = []
   private session = 0
   private waiters: Array<() => void> = []
@@ -171,6 +172,7 @@ export class DbConnection {
     this.dbUrl = url
     this.closed = false
     this.attempt = 0
+    this.tries = 0
     const session = ++this.session
     if (previousUrl !== null && previousUrl.replace(/[?&]cbor=true/, '') !== url.replace(/[?&]cbor=true/, '')) {
       // Another room: what we know of each key no longer applies.
@@ -189,19 +191,52 @@ export class DbConnection {
   private startAttempt(session: number) {
     if (session !== this.session || this.closed) return
     this.reconnectLoopHandle = null
-    this.openTransport().then(
-      (t) => {
-        if (session !== this.session || this.closed) {
-          t.close()
-          return
-        }
-        this.adopt(t, session)
-      },
-      () => {
-        if (session !== this.session || this.closed) return
-        this.scheduleReconnect(session)
-      },
-    )
+    // On retries, fetch the room again: a restarted server has a new certificate (and hash) for WebTransport.
+    const refresh = this.tries++ > 0 ? this.refreshRoom() : Promise.resolve()
+    refresh
+      .then(() => {
+        if (session !== this.session || this.closed) throw new Error('superseded')
+        return this.openTransport()
+      })
+      .then(
+        (t) => {
+          if (session !== this.session || this.closed) {
+            t.close()
+            return
+          }
+          this.adopt(t, session)
+        },
+        () => {
+          if (session !== this.session || this.closed) return
+          this.scheduleReconnect(session)
+        },
+      )
+  }
+
+  /** Re-reads the room (`GET /room/ID`) for fresh WebTransport details, when they came from a room result. */
+  private async refreshRoom(): Promise<void> {
+    const o = this.options
+    const room = o.room
+    if (!room || o.transport === 'websocket' || o.webtransportUrl !== room.webtransport_url) return
+    const WT = o.WebTransport ?? (globalThis as { WebTransport?: unknown }).WebTransport
+    if (WT === undefined || typeof fetch !== 'function') return
+    const url = roomInfoUrl(room.socket_url)
+    if (!url) return
+    const controller = new AbortController()
+    const timer = setTimeout(() => controller.abort(), 2_000)
+    try {
+      const response = await fetch(url, { signal: controller.signal })
+      if (!response.ok) return
+      const fresh = (await response.json()) as RoomResult
+      if (fresh.room !== room.room) return
+      o.room = { ...room, webtransport_url: fresh.webtransport_url, certificate_hashes: fresh.certificate_hashes }
+      o.webtransportUrl = fresh.webtransport_url
+      o.certificateHashes = fresh.certificate_hashes
+    } catch {
+      // Keep what we had.
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   private scheduleReconnect(session: number) {
@@ -572,6 +607,20 @@ export class DbConnection {
       this.sizeSubscriptions.subscriptions.delete(subject)
       this.rawSend({ type: 'unsubscribe', key: subject })
     }
+  }
+}
+
+/** The room's info URL (`GET /room/ID`) from its socket URL (`ws://HOST/room/ID/connect`). */
+export function roomInfoUrl(socket: string): string | null {
+  try {
+    const u = new URL(socket)
+    u.protocol = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : u.protocol
+    if (!/\/connect$/.test(u.pathname)) return null
+    u.pathname = u.pathname.replace(/\/connect$/, '')
+    u.search = ''
+    return u.toString()
+  } catch {
+    return null
   }
 }
 

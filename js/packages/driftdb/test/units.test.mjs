@@ -226,3 +226,10 @@ test('reducer: actions lost in flight when a connection dies are sent again afte
   assert.equal(r.pending.length, 0)
   assert.equal(r.confirmedState, 7)
 })
+
+test('roomInfoUrl derives GET /room/ID from the socket URL', async () => {
+  const { roomInfoUrl } = await import('../dist/connection.js')
+  assert.equal(roomInfoUrl('ws://127.0.0.1:8080/room/abc/connect?cbor=true'), 'http://127.0.0.1:8080/room/abc')
+  assert.equal(roomInfoUrl('wss://db.example.com/room/abc/connect'), 'https://db.example.com/room/abc')
+  assert.equal(roomInfoUrl('not a url'), null)
+})
