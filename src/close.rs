@@ -1,5 +1,9 @@
 //! Why the server ends a connection: one code per reason, used as the WebSocket close code and as the WebTransport
 //! session (QUIC application) close code alike, so clients of both transports learn the same thing.
+//!
+//! Codes 4000–4999 are the application range of RFC 6455. A client that sees one of the `4xxx` codes except
+//! [`CloseReason::RoomFull`], [`CloseReason::ServerFull`] and [`CloseReason::TooManyRooms`] may reconnect at once
+//! and resume from its last seq; for those three it should back off.
 
 /// A reason for the server to close a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -10,15 +14,46 @@ pub enum CloseReason {
     MessageTooBig,
     /// The reader did not keep up with its reliable traffic and its outgoing queue hit its byte bound (4001).
     SlowConsumer,
+    /// More messages per second than the connection's rate limit allows (4002).
+    RateLimited,
+    /// The room already has its maximum number of connections (4003).
+    RoomFull,
+    /// The server already has its maximum number of connections (4004).
+    ServerFull,
+    /// The server already holds its maximum number of rooms and this one does not exist yet (4005).
+    TooManyRooms,
+    /// Too many new connections per second from this client's address (4006).
+    ConnectRateLimited,
+    /// Nothing was received from the client, not even a pong, within the idle timeout (4007).
+    IdleTimeout,
 }
 
 impl CloseReason {
+    /// Every reason, for documentation and metrics.
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::GoingAway,
+        CloseReason::MessageTooBig,
+        CloseReason::SlowConsumer,
+        CloseReason::RateLimited,
+        CloseReason::RoomFull,
+        CloseReason::ServerFull,
+        CloseReason::TooManyRooms,
+        CloseReason::ConnectRateLimited,
+        CloseReason::IdleTimeout,
+    ];
+
     /// The close code sent on the wire.
     pub fn code(self) -> u16 {
         match self {
             CloseReason::GoingAway => 1001,
             CloseReason::MessageTooBig => 1009,
             CloseReason::SlowConsumer => 4001,
+            CloseReason::RateLimited => 4002,
+            CloseReason::RoomFull => 4003,
+            CloseReason::ServerFull => 4004,
+            CloseReason::TooManyRooms => 4005,
+            CloseReason::ConnectRateLimited => 4006,
+            CloseReason::IdleTimeout => 4007,
         }
     }
 
@@ -28,6 +63,27 @@ impl CloseReason {
             CloseReason::GoingAway => "server shutting down",
             CloseReason::MessageTooBig => "message too big",
             CloseReason::SlowConsumer => "slow consumer: outgoing queue limit exceeded; reconnect and resume",
+            CloseReason::RateLimited => "rate limited: too many messages per second",
+            CloseReason::RoomFull => "room full: too many connections in this room",
+            CloseReason::ServerFull => "server full: too many connections",
+            CloseReason::TooManyRooms => "too many rooms on this server",
+            CloseReason::ConnectRateLimited => "too many new connections from this address",
+            CloseReason::IdleTimeout => "idle timeout: nothing received from the client",
+        }
+    }
+
+    /// A short stable name, for logs and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::GoingAway => "going_away",
+            CloseReason::MessageTooBig => "message_too_big",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::RateLimited => "rate_limited",
+            CloseReason::RoomFull => "room_full",
+            CloseReason::ServerFull => "server_full",
+            CloseReason::TooManyRooms => "too_many_rooms",
+            CloseReason::ConnectRateLimited => "connect_rate_limited",
+            CloseReason::IdleTimeout => "idle_timeout",
         }
     }
 }

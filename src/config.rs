@@ -2,8 +2,12 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser};
+
+use crate::engine::Limits;
+use crate::tls::SelfSignedPolicy;
 
 /// Settings of `driftdb serve`.
 #[derive(Args, Clone, Debug)]
@@ -38,6 +42,134 @@ pub struct ServerConfig {
     /// Directory of static files (the demos) served at `/`.
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
+
+    /// Do not serve WebTransport: clients use the WebSocket. The last of `--no-webtransport`/`--webtransport` wins.
+    #[arg(long, overrides_with = "webtransport")]
+    pub no_webtransport: bool,
+
+    /// Serve WebTransport (the default; overrides an earlier `--no-webtransport`).
+    #[arg(long, overrides_with = "no_webtransport")]
+    pub webtransport: bool,
+
+    /// UDP port for WebTransport (HTTP/3 over QUIC). Defaults to the HTTP port's number.
+    #[arg(long, env = "DRIFTDB_WT_PORT")]
+    pub wt_port: Option<u16>,
+
+    /// QUIC idle timeout in milliseconds: a session that vanishes without a goodbye leaves its room after this.
+    #[arg(long, default_value_t = 15_000)]
+    pub wt_idle_timeout_ms: u64,
+
+    /// PEM certificate chain for WebTransport (with `--tls-key`). Without it the server makes a self-signed
+    /// certificate, renews it every few days and publishes its hash in room results.
+    #[arg(long, requires = "tls_key", env = "DRIFTDB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert", env = "DRIFTDB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Extra host names (or IP addresses) the self-signed certificate covers besides localhost, 127.0.0.1 and ::1.
+    #[arg(long = "host-name", value_delimiter = ',')]
+    pub host_names: Vec<String>,
+
+    /// How the self-signed certificate is renewed (tests shorten it).
+    #[arg(skip)]
+    pub self_signed: SelfSignedPolicy,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+}
+
+/// Limits that protect the server and the other clients from one misbehaving client. Each has its own close code
+/// or error text (see `close.rs` and the README's table); 0 turns a rate limit off.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitsConfig {
+    /// Messages per second a connection may send on average (token bucket); beyond it the connection is closed with
+    /// 4002.
+    #[arg(long, default_value_t = 2_000)]
+    pub max_messages_per_second: u32,
+
+    /// Messages a connection may send in one burst above its average rate.
+    #[arg(long, default_value_t = 10_000)]
+    pub message_burst: u32,
+
+    /// New connections per second from one IP address (WebSocket and WebTransport); beyond it they are closed with
+    /// 4006.
+    #[arg(long, default_value_t = 100)]
+    pub max_connects_per_ip_per_second: u32,
+
+    /// New connections one IP address may open in one burst above that rate.
+    #[arg(long, default_value_t = 500)]
+    pub connect_burst: u32,
+
+    /// Keys a room may hold; a push or get naming one more gets an `error`.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_keys_per_room: usize,
+
+    /// Bytes of stored values a room may hold; an append or replace beyond it gets an `error`.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_room_bytes: usize,
+
+    /// Connections in one room; the next is closed with 4003.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_connections_per_room: usize,
+
+    /// Connections in the whole server; the next is closed with 4004.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Rooms in the whole server; creating one more gets 503 (HTTP) or close 4005 (connect).
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rooms: usize,
+
+    /// Milliseconds without receiving anything (the server pings at a third of it) before a WebSocket is closed
+    /// with 4007.
+    #[arg(long, default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+
+    /// Seconds a room with no connection and no write is kept before it is removed and its memory freed.
+    #[arg(long, default_value_t = 24 * 60 * 60)]
+    pub room_ttl_secs: u64,
+
+    /// Origins allowed to connect (repeatable), e.g. `https://app.example.com` or `https://*.example.com`.
+    /// Without any, every origin is allowed.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+
+    /// Refuse requests that carry no `Origin` header (non-browser clients). Off by default.
+    #[arg(long)]
+    pub require_origin: bool,
+}
+
+impl LimitsConfig {
+    /// The limits the engine enforces.
+    pub fn engine_limits(&self) -> Limits {
+        Limits {
+            max_keys_per_room: self.max_keys_per_room,
+            max_room_bytes: self.max_room_bytes,
+            max_connections_per_room: self.max_connections_per_room,
+            max_connections: self.max_connections,
+            max_rooms: self.max_rooms,
+            room_ttl: Duration::from_secs(self.room_ttl_secs),
+        }
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+}
+
+impl ServerConfig {
+    /// Whether the WebTransport listener runs.
+    pub fn webtransport_enabled(&self) -> bool {
+        !self.no_webtransport
+    }
+
+    /// The QUIC idle timeout.
+    pub fn wt_idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.wt_idle_timeout_ms)
+    }
 }
 
 impl Default for ServerConfig {

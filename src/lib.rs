@@ -2,9 +2,13 @@
 //!
 //! One room engine ([`engine`]) served over WebSocket and HTTP ([`http`]); messages and codecs in [`protocol`].
 
+pub mod admission;
 pub mod close;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod tls;
+pub mod webtransport;

@@ -15,10 +15,25 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at startup: the size of the `serve` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
     Serve(ServerConfig),
+    /// Write a self-signed development certificate and key for WebTransport (`certs/dev-cert.pem`,
+    /// `certs/dev-key.pem`). Browsers accept it through `serverCertificateHashes` for less than 14 days.
+    Cert(CertArgs),
+}
+
+#[derive(clap::Args)]
+struct CertArgs {
+    /// Directory to write into.
+    #[arg(long, default_value = "certs")]
+    dir: std::path::PathBuf,
+    /// Extra host names or IP addresses besides localhost, 127.0.0.1 and ::1.
+    #[arg(long = "host-name", value_delimiter = ',')]
+    host_names: Vec<String>,
 }
 
 #[tokio::main]
@@ -29,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(config) => serve(config).await,
+        Command::Cert(args) => write_certificate(&args),
     }
 }
 
@@ -40,6 +56,13 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     wait_for_stop_signal().await?;
     tracing::info!("shutting down");
     server.shutdown().await;
+    Ok(())
+}
+
+fn write_certificate(args: &CertArgs) -> anyhow::Result<()> {
+    let (cert, key) = driftdb::tls::write_dev_certificate(&args.dir, &args.host_names)?;
+    println!("wrote {} and {}", cert.display(), key.display());
+    println!("serve with: driftdb serve --tls-cert {} --tls-key {}", cert.display(), key.display());
     Ok(())
 }
 

@@ -11,9 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::admission::Admission;
 use crate::config::ServerConfig;
 use crate::engine::Rooms;
 use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+use crate::tls::TlsError;
+use crate::webtransport::{self, Shared, WebTransportError, WebTransportServer};
 
 /// How long shutdown waits for connections to flush their queues and say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -22,7 +26,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start WebTransport: {0}")]
+    WebTransport(#[from] WebTransportError),
+    #[error("cannot make the WebTransport certificate: {0}")]
+    Tls(#[from] TlsError),
 }
+
+/// Attempts at finding a port number free on both TCP and UDP when the port is picked automatically.
+const PORT_PAIR_ATTEMPTS: usize = 20;
 
 /// A running server. Dropping it does not stop it; call [`RunningServer::shutdown`].
 pub struct RunningServer {
@@ -31,22 +42,26 @@ pub struct RunningServer {
     shutdown: CancellationToken,
     connections: TaskTracker,
     http_task: JoinHandle<()>,
+    webtransport: Option<WebTransportServer>,
 }
 
 impl RunningServer {
     /// Binds the listeners and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
-        let addr = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
-        let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        let (listener, webtransport) = bind_listeners(&config).await?;
+        let http_addr =
+            listener.local_addr().map_err(|source| ServerError::Bind { addr: http_addr_of(&config), source })?;
         let mut config = config;
         config.port = http_addr.port();
 
         let state = AppState {
-            rooms: Arc::new(Rooms::new()),
+            rooms: Arc::new(Rooms::new(config.limits.engine_limits())),
+            admission: Arc::new(Admission::new(&config.limits)),
+            metrics: Arc::new(Metrics::new()),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
+            webtransport: webtransport.as_ref().map(WebTransportServer::info),
         };
         let (rooms, shutdown, connections) = (state.rooms.clone(), state.shutdown.clone(), state.connections.clone());
         // Nagle's algorithm would hold small real-time messages back by tens of milliseconds.
@@ -55,21 +70,36 @@ impl RunningServer {
                 warn!(%error, "cannot set TCP_NODELAY");
             }
         });
+        tokio::spawn(sweep(state.rooms.clone(), state.admission.clone(), shutdown.clone()));
+        if let Some(webtransport) = &webtransport {
+            let shared = Shared {
+                rooms: state.rooms.clone(),
+                admission: state.admission.clone(),
+                metrics: state.metrics.clone(),
+            };
+            webtransport.start(&state.config, shared, shutdown.clone(), connections.clone());
+        }
         let app = router(state);
         let stop = shutdown.clone();
         let http_task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(error) = serve.await {
                 warn!(%error, "HTTP server stopped with an error");
             }
         });
         info!(%http_addr, "listening");
-        Ok(RunningServer { http_addr, rooms, shutdown, connections, http_task })
+        Ok(RunningServer { http_addr, rooms, shutdown, connections, http_task, webtransport })
     }
 
     /// The bound HTTP/WebSocket address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The UDP port of the WebTransport listener, unless it is turned off.
+    pub fn webtransport_port(&self) -> Option<u16> {
+        self.webtransport.as_ref().map(WebTransportServer::port)
     }
 
     /// The room registry (for tests and tools).
@@ -85,5 +115,48 @@ impl RunningServer {
             warn!("some connections did not close in time");
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.http_task).await;
+        if let Some(webtransport) = self.webtransport {
+            webtransport.stop().await;
+        }
+    }
+}
+
+/// Periodically frees what idle clients left behind: expired rooms and the connect-rate table's quiet addresses.
+async fn sweep(rooms: Arc<Rooms>, admission: Arc<Admission>, shutdown: CancellationToken) {
+    let period = (rooms.limits().room_ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let expired = rooms.expire_idle();
+        if expired > 0 {
+            info!(expired, remaining = rooms.len(), "expired idle rooms");
+        }
+        admission.forget_idle_addresses();
+    }
+}
+
+fn http_addr_of(config: &ServerConfig) -> SocketAddr {
+    SocketAddr::new(config.host, config.port)
+}
+
+/// Binds the TCP listener and, unless turned off, the WebTransport endpoints: by default on the same port number.
+/// With `--port 0` the TCP port is picked first; if its number is taken on UDP, another pair is tried.
+async fn bind_listeners(config: &ServerConfig) -> Result<(TcpListener, Option<WebTransportServer>), ServerError> {
+    let addr = http_addr_of(config);
+    let certificates = config.webtransport_enabled().then(|| webtransport::certificates(config)).transpose()?;
+    let retry = config.port == 0 && config.wt_port.is_none();
+    let mut attempts = 0;
+    loop {
+        let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+        let Some(certificates) = &certificates else { return Ok((listener, None)) };
+        let tcp_port = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?.port();
+        match WebTransportServer::bind(config, certificates.clone(), config.wt_port.unwrap_or(tcp_port)) {
+            Ok(webtransport) => return Ok((listener, Some(webtransport))),
+            Err(error) if retry && error.is_addr_in_use() && attempts < PORT_PAIR_ATTEMPTS => attempts += 1,
+            Err(error) => return Err(error.into()),
+        }
     }
 }

@@ -6,10 +6,14 @@
 //! sender's `stream_size` follows its own echo. Nothing in here awaits, so the lock is never held across an await.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
+use super::limits::{Limits, entry_cost};
 use super::outbox::Outbox;
 use super::room_id::{RoomId, random_u128};
+use crate::close::CloseReason;
 use crate::protocol::{Action, ClientMessage, Entry, Key, Outgoing, Replay, ServerMessage, Value};
 
 /// Identifies a connection within its room.
@@ -22,17 +26,27 @@ pub enum EngineError {
     CompactAhead { requested: u64, current: u64 },
     #[error("only relay pushes can be volatile")]
     VolatileNotRelay,
+    #[error("room key limit reached: a room holds at most {max} keys")]
+    KeyLimit { max: usize },
+    #[error("room storage limit reached: a room stores at most {max} bytes; compact or replace to make room")]
+    StorageLimit { max: usize },
 }
 
 pub struct Room {
     id: RoomId,
     epoch: Arc<str>,
+    limits: Arc<Limits>,
+    /// Connections across every room, shared with the registry.
+    server_connections: Arc<AtomicUsize>,
     state: Mutex<RoomState>,
 }
 
-#[derive(Default)]
 struct RoomState {
     seq: u64,
+    /// Bytes of stored entries, as accounted by [`entry_cost`].
+    stored_bytes: usize,
+    /// Last connect, disconnect or write: rooms idle past their TTL expire.
+    last_active: Instant,
     keys: HashMap<Key, KeyState>,
     conns: HashMap<ConnId, ConnState>,
     /// Connections opened with `?debug=true`: they see every stored stream and every relay.
@@ -52,10 +66,19 @@ struct ConnState {
 }
 
 impl Room {
-    pub(crate) fn new(id: RoomId) -> Self {
+    pub(crate) fn new(id: RoomId, limits: Arc<Limits>, server_connections: Arc<AtomicUsize>) -> Self {
         // 64 random bits: a room created anew (e.g. after a restart) never shares an epoch with its predecessor.
         let epoch = format!("{:016x}", random_u128() as u64);
-        Room { id, epoch: epoch.into(), state: Mutex::default() }
+        let state = RoomState {
+            seq: 0,
+            stored_bytes: 0,
+            last_active: Instant::now(),
+            keys: HashMap::new(),
+            conns: HashMap::new(),
+            debug: HashMap::new(),
+            next_conn: 0,
+        };
+        Room { id, epoch: epoch.into(), limits, server_connections, state: Mutex::new(state) }
     }
 
     pub fn id(&self) -> &RoomId {
@@ -77,9 +100,32 @@ impl Room {
         self.lock().conns.len()
     }
 
+    /// Bytes of stored values held by this room.
+    pub fn stored_bytes(&self) -> usize {
+        self.lock().stored_bytes
+    }
+
+    /// Whether the room has had no connection and no write for `ttl`.
+    pub(crate) fn is_expired(&self, ttl: std::time::Duration) -> bool {
+        let state = self.lock();
+        state.conns.is_empty() && state.last_active.elapsed() >= ttl
+    }
+
     /// Attaches a connection whose outgoing messages go to `outbox`. Dropping the returned handle detaches it.
-    pub fn connect(self: &Arc<Self>, outbox: Arc<Outbox>, debug: bool) -> Connection {
+    /// Refused with the close reason when the room or the server is at its connection limit.
+    pub fn connect(self: &Arc<Self>, outbox: Arc<Outbox>, debug: bool) -> Result<Connection, CloseReason> {
         let mut state = self.lock();
+        if state.conns.len() >= self.limits.max_connections_per_room {
+            return Err(CloseReason::RoomFull);
+        }
+        let max_total = self.limits.max_connections;
+        let reserved = self
+            .server_connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_total).then_some(n + 1));
+        if reserved.is_err() {
+            return Err(CloseReason::ServerFull);
+        }
+        state.last_active = Instant::now();
         let id = state.next_conn;
         state.next_conn += 1;
         state.conns.insert(id, ConnState { subscriptions: HashSet::new() });
@@ -92,7 +138,7 @@ impl Room {
             state.debug.insert(id, outbox.clone());
         }
         drop(state);
-        Connection { room: self.clone(), id, outbox }
+        Ok(Connection { room: self.clone(), id, outbox })
     }
 
     /// Handles a message sent over HTTP (`POST /room/ID/send`): there is no connection, so nothing subscribes and
@@ -102,6 +148,7 @@ impl Room {
             ClientMessage::Push { key, value, action, volatile } => {
                 let mut state = self.lock();
                 let size = state.push(self, key.clone(), value, action, volatile)?;
+                drop(state);
                 Ok(size.map(|size| ServerMessage::StreamSize { key, size }))
             }
             ClientMessage::Get { key, replay: Replay::After(after) } => {
@@ -145,6 +192,10 @@ impl RoomState {
         if volatile && action != Action::Relay {
             return Err(EngineError::VolatileNotRelay);
         }
+        self.admit(&room.limits, &key, value.len(), action)?;
+        if action != Action::Relay {
+            self.last_active = Instant::now();
+        }
         let stored_changed = match action {
             // An ignored compact reports no size either: the sender is behind, and answering would invite it to
             // compact again at the same stale seq, in a loop.
@@ -175,17 +226,43 @@ impl RoomState {
         Ok((size > 1).then_some(size as u64))
     }
 
+    /// Refuses a push that would take the room past its key or storage limit, before it takes a seq.
+    fn admit(&self, limits: &Limits, key: &Key, value_len: usize, action: Action) -> Result<(), EngineError> {
+        let existing = self.keys.get(key);
+        let freed = match (action, existing) {
+            (Action::Relay, _) | (_, None) => 0,
+            (Action::Append, Some(_)) => 0,
+            (Action::Replace, Some(k)) => k.stream.iter().map(|e| entry_cost(e.value.len())).sum(),
+            (Action::Compact { seq }, Some(k)) => {
+                k.stream.iter().take_while(|e| e.seq <= seq).map(|e| entry_cost(e.value.len())).sum()
+            }
+        };
+        if action == Action::Relay {
+            return Ok(());
+        }
+        if existing.is_none() && self.keys.len() >= limits.max_keys_per_room {
+            return Err(EngineError::KeyLimit { max: limits.max_keys_per_room });
+        }
+        let added = entry_cost(value_len);
+        if added > freed && self.stored_bytes + added - freed > limits.max_room_bytes {
+            return Err(EngineError::StorageLimit { max: limits.max_room_bytes });
+        }
+        Ok(())
+    }
+
     /// Stores an appended or replacing entry; returns whether the stored stream changed.
     fn store(&mut self, key: &Key, entry: Entry, action: Action) -> bool {
         let stream = match action {
             Action::Append => &mut self.keys.entry(key.clone()).or_default().stream,
             Action::Replace => {
                 let stream = &mut self.keys.entry(key.clone()).or_default().stream;
+                self.stored_bytes -= stream.iter().map(|e| entry_cost(e.value.len())).sum::<usize>();
                 stream.clear();
                 stream
             }
             Action::Relay | Action::Compact { .. } => return false,
         };
+        self.stored_bytes += entry_cost(entry.value.len());
         stream.push(entry);
         true
     }
@@ -203,6 +280,8 @@ impl RoomState {
         if removed == 0 {
             return Ok(false);
         }
+        let freed: usize = key_state.stream[..removed].iter().map(|e| entry_cost(e.value.len())).sum();
+        self.stored_bytes = self.stored_bytes - freed + entry_cost(value.len());
         key_state.stream.splice(..removed, [Entry { value, seq }]);
         Ok(true)
     }
@@ -234,7 +313,17 @@ impl RoomState {
         }
     }
 
-    fn subscribe(&mut self, room: &Room, conn: ConnId, outbox: &Arc<Outbox>, key: Key, replay: Replay) {
+    fn subscribe(
+        &mut self,
+        room: &Room,
+        conn: ConnId,
+        outbox: &Arc<Outbox>,
+        key: Key,
+        replay: Replay,
+    ) -> Result<(), EngineError> {
+        if !self.keys.contains_key(&key) && self.keys.len() >= room.limits.max_keys_per_room {
+            return Err(EngineError::KeyLimit { max: room.limits.max_keys_per_room });
+        }
         let key_state = self.keys.entry(key.clone()).or_default();
         if let Replay::After(after) = replay {
             outbox.push(Outgoing::new(ServerMessage::Init {
@@ -248,6 +337,7 @@ impl RoomState {
         if let Some(conn_state) = self.conns.get_mut(&conn) {
             conn_state.subscriptions.insert(key);
         }
+        Ok(())
     }
 
     fn unsubscribe(&mut self, conn: ConnId, key: &Key) {
@@ -261,6 +351,7 @@ impl RoomState {
 
     fn disconnect(&mut self, conn: ConnId) {
         self.debug.remove(&conn);
+        self.last_active = Instant::now();
         if let Some(conn_state) = self.conns.remove(&conn) {
             for key in &conn_state.subscriptions {
                 self.unsubscribe(conn, key);
@@ -298,7 +389,10 @@ impl Connection {
                 }
             }
             ClientMessage::Get { key, replay } => {
-                self.room.lock().subscribe(&self.room, self.id, &self.outbox, key, replay);
+                let subscribed = self.room.lock().subscribe(&self.room, self.id, &self.outbox, key, replay);
+                if let Err(error) = subscribed {
+                    self.send_error(error.to_string());
+                }
             }
             ClientMessage::Unsubscribe { key } => {
                 let mut state = self.room.lock();
@@ -325,5 +419,6 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.room.lock().disconnect(self.id);
+        self.room.server_connections.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -21,7 +21,7 @@ fn get(key: &str, replay: Replay) -> ClientMessage {
 }
 
 fn connect(room: &Arc<Room>) -> Connection {
-    room.connect(Arc::new(Outbox::new(BIG)), false)
+    room.connect(Arc::new(Outbox::new(BIG)), false).unwrap()
 }
 
 fn received(conn: &Connection) -> Vec<ServerMessage> {
@@ -57,7 +57,7 @@ fn stored(room: &Room, key: &str) -> Vec<(i64, u64)> {
 
 #[test]
 fn relay_takes_a_seq_is_delivered_and_never_stored() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let sub = connect(&room);
     sub.handle(get("k", Replay::After(0)));
     room.handle_http(push("k", 1, Action::Relay)).unwrap();
@@ -67,7 +67,7 @@ fn relay_takes_a_seq_is_delivered_and_never_stored() {
 
 #[test]
 fn append_stores_at_the_end_and_replace_stores_alone() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     for n in 1..=3 {
         room.handle_http(push("a", n, Action::Append)).unwrap();
     }
@@ -78,7 +78,7 @@ fn append_stores_at_the_end_and_replace_stores_alone() {
 
 #[test]
 fn seq_is_shared_by_all_keys_and_starts_at_one() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     assert_eq!(room.current_seq(), 0);
     room.handle_http(push("a", 1, Action::Append)).unwrap();
     room.handle_http(push("b", 2, Action::Relay)).unwrap();
@@ -90,7 +90,7 @@ fn seq_is_shared_by_all_keys_and_starts_at_one() {
 
 #[test]
 fn compact_replaces_the_prefix_and_takes_no_seq_nor_delivers() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     for n in 1..=4 {
         room.handle_http(push("k", n, Action::Append)).unwrap();
     }
@@ -105,7 +105,7 @@ fn compact_replaces_the_prefix_and_takes_no_seq_nor_delivers() {
 
 #[test]
 fn compact_that_removes_nothing_is_ignored() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     for n in 1..=4 {
         room.handle_http(push("k", n, Action::Append)).unwrap();
     }
@@ -120,7 +120,7 @@ fn compact_that_removes_nothing_is_ignored() {
 
 #[test]
 fn compact_ahead_of_the_room_seq_is_refused() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     room.handle_http(push("k", 1, Action::Append)).unwrap();
     room.handle_http(push("k", 2, Action::Append)).unwrap();
     let err = room.handle_http(push("k", 0, Action::Compact { seq: 3 })).unwrap_err();
@@ -133,7 +133,7 @@ fn compact_ahead_of_the_room_seq_is_refused() {
 
 #[test]
 fn pushing_does_not_subscribe() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let conn = connect(&room);
     conn.handle(push("k", 1, Action::Relay));
     assert!(received(&conn).is_empty());
@@ -141,7 +141,7 @@ fn pushing_does_not_subscribe() {
 
 #[test]
 fn get_replays_entries_after_seq_then_delivers_live() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     for n in 1..=3 {
         room.handle_http(push("k", n, Action::Append)).unwrap();
     }
@@ -153,7 +153,7 @@ fn get_replays_entries_after_seq_then_delivers_live() {
 
 #[test]
 fn get_with_null_seq_subscribes_without_init() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let conn = connect(&room);
     conn.handle(get("k", Replay::None));
     room.handle_http(push("k", 1, Action::Relay)).unwrap();
@@ -162,7 +162,7 @@ fn get_with_null_seq_subscribes_without_init() {
 
 #[test]
 fn empty_key_name_is_a_key_like_any_other() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let conn = connect(&room);
     conn.handle(get("", Replay::After(0)));
     conn.handle(push("", 1, Action::Append));
@@ -171,7 +171,7 @@ fn empty_key_name_is_a_key_like_any_other() {
 
 #[test]
 fn double_get_replays_again_but_never_doubles_deliveries() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     room.handle_http(push("k", 1, Action::Append)).unwrap();
     let conn = connect(&room);
     conn.handle(get("k", Replay::After(0)));
@@ -183,7 +183,7 @@ fn double_get_replays_again_but_never_doubles_deliveries() {
 
 #[test]
 fn unsubscribe_stops_deliveries() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let conn = connect(&room);
     conn.handle(get("k", Replay::None));
     conn.handle(ClientMessage::Unsubscribe { key: "k".into() });
@@ -193,7 +193,7 @@ fn unsubscribe_stops_deliveries() {
 
 #[test]
 fn stream_size_goes_to_the_sender_alone_after_its_echo() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let sender = connect(&room);
     let other = connect(&room);
     sender.handle(get("k", Replay::None));
@@ -211,7 +211,7 @@ fn stream_size_goes_to_the_sender_alone_after_its_echo() {
 
 #[test]
 fn all_subscribers_see_one_order() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let conns: Vec<_> = (0..3).map(|_| connect(&room)).collect();
     for conn in &conns {
         conn.handle(get("k", Replay::None));
@@ -229,9 +229,9 @@ fn all_subscribers_see_one_order() {
 
 #[test]
 fn debug_connections_see_every_stream_and_relay() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     room.handle_http(push("a", 1, Action::Append)).unwrap();
-    let debug = room.connect(Arc::new(Outbox::new(BIG)), true);
+    let debug = room.connect(Arc::new(Outbox::new(BIG)), true).unwrap();
     assert_eq!(received(&debug), vec![init(&room, "a", &[(1, 1)])]);
     room.handle_http(push("a", 2, Action::Append)).unwrap();
     room.handle_http(push("b", 3, Action::Relay)).unwrap();
@@ -240,7 +240,7 @@ fn debug_connections_see_every_stream_and_relay() {
 
 #[test]
 fn volatile_is_only_for_relays() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let sub = connect(&room);
     sub.handle(get("cursor", Replay::None));
     let volatile = |action| ClientMessage::Push { key: "cursor".into(), value: value(1), action, volatile: true };
@@ -254,9 +254,9 @@ fn volatile_is_only_for_relays() {
 
 #[test]
 fn disconnect_removes_subscriptions() {
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let outbox = Arc::new(Outbox::new(BIG));
-    let conn = room.connect(outbox.clone(), false);
+    let conn = room.connect(outbox.clone(), false).unwrap();
     conn.handle(get("k", Replay::None));
     assert_eq!(room.connection_count(), 1);
     drop(conn);
@@ -267,8 +267,8 @@ fn disconnect_removes_subscriptions() {
 
 #[test]
 fn a_slow_reader_is_closed_without_affecting_others() {
-    let room = Rooms::new().create();
-    let slow = room.connect(Arc::new(Outbox::new(1_000)), false);
+    let room = Rooms::default().create().unwrap();
+    let slow = room.connect(Arc::new(Outbox::new(1_000)), false).unwrap();
     let fast = connect(&room);
     slow.handle(get("k", Replay::None));
     fast.handle(get("k", Replay::None));
@@ -281,11 +281,11 @@ fn a_slow_reader_is_closed_without_affecting_others() {
 
 #[test]
 fn rooms_are_found_or_created_with_fresh_epochs() {
-    let rooms = Rooms::new();
+    let rooms = Rooms::default();
     let id = RoomId::parse("shared-room").unwrap();
-    let first = rooms.get_or_create(&id);
-    assert!(Arc::ptr_eq(&first, &rooms.get_or_create(&id)));
-    let other = Rooms::new().get_or_create(&id);
+    let first = rooms.get_or_create(&id).unwrap();
+    assert!(Arc::ptr_eq(&first, &rooms.get_or_create(&id).unwrap()));
+    let other = Rooms::default().get_or_create(&id).unwrap();
     assert_ne!(first.epoch(), other.epoch(), "a room created anew gets a new epoch");
     assert_eq!(rooms.len(), 1);
 }
@@ -294,7 +294,7 @@ fn rooms_are_found_or_created_with_fresh_epochs() {
 #[test]
 fn replay_then_live_has_no_gap_or_duplicate_under_concurrent_writes() {
     const WRITES: i64 = 2_000;
-    let room = Rooms::new().create();
+    let room = Rooms::default().create().unwrap();
     let writers: Vec<_> = (0..2)
         .map(|w| {
             let room = room.clone();
@@ -310,7 +310,7 @@ fn replay_then_live_has_no_gap_or_duplicate_under_concurrent_writes() {
             let room = room.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_micros(200 * r));
-                let conn = room.connect(Arc::new(Outbox::new(usize::MAX / 2)), false);
+                let conn = room.connect(Arc::new(Outbox::new(usize::MAX / 2)), false).unwrap();
                 conn.handle(get("k", Replay::After(0)));
                 conn
             })
@@ -330,4 +330,83 @@ fn replay_then_live_has_no_gap_or_duplicate_under_concurrent_writes() {
         let expected: Vec<u64> = (1..=2 * WRITES as u64).collect();
         assert_eq!(seqs, expected);
     }
+}
+
+fn limited(tweak: impl FnOnce(&mut Limits)) -> Rooms {
+    let mut limits = Limits::default();
+    tweak(&mut limits);
+    Rooms::new(limits)
+}
+
+#[test]
+fn key_limit_refuses_new_keys_only() {
+    let room = limited(|l| l.max_keys_per_room = 2).create().unwrap();
+    room.handle_http(push("a", 1, Action::Append)).unwrap();
+    room.handle_http(push("b", 1, Action::Replace)).unwrap();
+    assert_eq!(room.handle_http(push("c", 1, Action::Append)), Err(EngineError::KeyLimit { max: 2 }));
+    // Existing keys still take writes, and relays to any key are not stored so are not limited.
+    room.handle_http(push("a", 2, Action::Append)).unwrap();
+    room.handle_http(push("c", 1, Action::Relay)).unwrap();
+    let conn = connect(&room);
+    conn.handle(get("d", Replay::After(0)));
+    assert!(matches!(&received(&conn)[..], [ServerMessage::Error { message }] if message.contains("key limit")));
+    assert_eq!(room.current_seq(), 4, "a refused push takes no seq");
+}
+
+#[test]
+fn storage_limit_counts_replace_and_compact_as_freeing() {
+    let cost = super::limits::entry_cost(value(1).len());
+    let room = limited(|l| l.max_room_bytes = 3 * cost).create().unwrap();
+    for n in 1..=3 {
+        room.handle_http(push("k", n, Action::Append)).unwrap();
+    }
+    assert_eq!(room.handle_http(push("k", 4, Action::Append)), Err(EngineError::StorageLimit { max: 3 * cost }));
+    assert_eq!(room.stored_bytes(), 3 * cost);
+    room.handle_http(push("k", 9, Action::Compact { seq: 2 })).unwrap();
+    assert_eq!(room.stored_bytes(), 2 * cost);
+    room.handle_http(push("k", 4, Action::Append)).unwrap();
+    room.handle_http(push("k", 5, Action::Replace)).unwrap();
+    assert_eq!(room.stored_bytes(), cost);
+}
+
+#[test]
+fn connection_limits_per_room_and_per_server() {
+    let rooms = limited(|l| {
+        l.max_connections_per_room = 2;
+        l.max_connections = 3;
+    });
+    let a = RoomId::parse("a").unwrap();
+    let b = RoomId::parse("b").unwrap();
+    let outbox = || Arc::new(Outbox::new(BIG));
+    let first = rooms.connect(&a, outbox(), false).unwrap();
+    let _second = rooms.connect(&a, outbox(), false).unwrap();
+    assert_eq!(rooms.connect(&a, outbox(), false).err(), Some(CloseReason::RoomFull));
+    let _third = rooms.connect(&b, outbox(), false).unwrap();
+    assert_eq!(rooms.connect(&b, outbox(), false).err(), Some(CloseReason::ServerFull));
+    drop(first);
+    assert_eq!(rooms.connection_count(), 2);
+    rooms.connect(&b, outbox(), false).unwrap();
+}
+
+#[test]
+fn room_limit_refuses_new_rooms_only() {
+    let rooms = limited(|l| l.max_rooms = 1);
+    let room = rooms.create().unwrap();
+    assert_eq!(rooms.create().err(), Some(TooManyRooms { max: 1 }));
+    assert!(rooms.get_or_create(room.id()).is_ok());
+    let other = RoomId::parse("other").unwrap();
+    assert_eq!(rooms.connect(&other, Arc::new(Outbox::new(BIG)), false).err(), Some(CloseReason::TooManyRooms));
+}
+
+#[test]
+fn idle_rooms_expire_and_busy_ones_stay() {
+    let rooms = limited(|l| l.room_ttl = std::time::Duration::ZERO);
+    let busy = RoomId::parse("busy").unwrap();
+    let _conn = rooms.connect(&busy, Arc::new(Outbox::new(BIG)), false).unwrap();
+    rooms.create().unwrap();
+    assert_eq!(rooms.expire_idle(), 1);
+    assert!(rooms.get(&busy).is_some());
+    let kept = limited(|_| {});
+    kept.create().unwrap();
+    assert_eq!(kept.expire_idle(), 0, "the default TTL is a day");
 }

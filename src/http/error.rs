@@ -15,6 +15,16 @@ impl ApiError {
     pub fn bad_request(message: impl ToString) -> Self {
         ApiError { status: StatusCode::BAD_REQUEST, message: message.to_string() }
     }
+
+    /// 403: the request's origin may not connect.
+    pub fn forbidden(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::FORBIDDEN, message: message.to_string() }
+    }
+
+    /// 503: a server-wide capacity limit (e.g. the number of rooms) is reached.
+    pub fn unavailable(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.to_string() }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -8,25 +8,33 @@ mod websocket;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 
+use crate::admission::Admission;
 use crate::config::ServerConfig;
 use crate::engine::Rooms;
+use crate::metrics::Metrics;
+use crate::webtransport::WebTransportInfo;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub rooms: Arc<Rooms>,
+    /// Origin allow-list and connect rates, shared with the WebTransport listener.
+    pub admission: Arc<Admission>,
+    pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
     /// Cancelled when the server shuts down: every connection closes with 1001.
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so that shutdown can wait for them to say goodbye.
     pub connections: TaskTracker,
+    /// The WebTransport listener, for room results (`None` with `--no-webtransport`).
+    pub webtransport: Option<WebTransportInfo>,
 }
 
 /// Builds the HTTP router.
@@ -40,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/room/{id}/connect", get(websocket::connect))
         .route("/room/{id}/send", post(send::send))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .layer(body_limit)
         .layer(cors)
         .with_state(state);
@@ -47,4 +56,9 @@ pub fn router(state: AppState) -> Router {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => router,
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, content_type)], state.metrics.render(state.rooms.len()))
 }

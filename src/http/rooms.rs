@@ -8,17 +8,25 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use crate::engine::RoomId;
+use crate::tls::CertificateHash;
 
 #[derive(Serialize)]
 pub struct RoomInfo {
     room: String,
     socket_url: String,
     http_url: String,
+    /// `https://HOST:WT_PORT/room/ID/connect`; absent with `--no-webtransport`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webtransport_url: Option<String>,
+    /// For the browser's `serverCertificateHashes` while the certificate is self-signed: a list of
+    /// `{"algorithm":"sha-256","value":"<hex>"}`, newest first (two during a renewal overlap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_hashes: Option<Vec<CertificateHash>>,
 }
 
-pub async fn new_room(State(state): State<AppState>, headers: HeaderMap) -> Json<RoomInfo> {
-    let room = state.rooms.create();
-    Json(room_info_for(&state, &headers, room.id()))
+pub async fn new_room(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<RoomInfo>, ApiError> {
+    let room = state.rooms.create().map_err(ApiError::unavailable)?;
+    Ok(Json(room_info_for(&state, &headers, room.id())))
 }
 
 pub async fn room_info(
@@ -27,7 +35,7 @@ pub async fn room_info(
     headers: HeaderMap,
 ) -> Result<Json<RoomInfo>, ApiError> {
     let id = parse_room_id(&id)?;
-    state.rooms.get_or_create(&id);
+    state.rooms.get_or_create(&id).map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, &id)))
 }
 
@@ -42,6 +50,16 @@ fn room_info_for(state: &AppState, headers: &HeaderMap, id: &RoomId) -> RoomInfo
         room: id.to_string(),
         socket_url: format!("{}/room/{id}/connect", base.with_scheme("ws", "wss")),
         http_url: format!("{}/room/{id}/send", base.with_scheme("http", "https")),
+        // QUIC goes straight to this server (proxies do not carry it): same host name, the UDP port, no path prefix.
+        webtransport_url: state
+            .webtransport
+            .as_ref()
+            .map(|wt| format!("https://{}:{}/room/{id}/connect", base.host_name(), wt.port)),
+        certificate_hashes: state
+            .webtransport
+            .as_ref()
+            .map(|wt| wt.certificate_hashes())
+            .filter(|hashes| !hashes.is_empty()),
     }
 }
 
@@ -77,6 +95,17 @@ impl PublicBase {
         PublicBase { secure, host: host.to_owned(), path_prefix }
     }
 
+    /// The host without its port (`[::1]` keeps its brackets).
+    fn host_name(&self) -> &str {
+        if let Some(end) = self.host.find(']') {
+            return &self.host[..=end];
+        }
+        match self.host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => &self.host,
+        }
+    }
+
     fn with_scheme(&self, plain: &str, secure: &str) -> String {
         let scheme = if self.secure { secure } else { plain };
         format!("{scheme}://{}{}", self.host, self.path_prefix)
@@ -93,5 +122,8 @@ mod tests {
         assert_eq!(base.with_scheme("ws", "wss"), "wss://db.example.com/drift");
         let base = PublicBase::parse("http://localhost:9000");
         assert_eq!(base.with_scheme("http", "https"), "http://localhost:9000");
+        assert_eq!(base.host_name(), "localhost");
+        assert_eq!(PublicBase::parse("http://[::1]:9000").host_name(), "[::1]");
+        assert_eq!(PublicBase::parse("https://db.example.com/x").host_name(), "db.example.com");
     }
 }

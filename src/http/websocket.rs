@@ -4,11 +4,15 @@
 //! per flush). Text frames are JSON and binary frames CBOR in both directions; `?cbor=true` picks what the server
 //! sends.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -17,14 +21,18 @@ use tracing::debug;
 use super::AppState;
 use super::error::ApiError;
 use super::rooms::parse_room_id;
+use crate::admission::MessageRate;
 use crate::close::CloseReason;
 use crate::engine::{Connection, Outbox};
+use crate::metrics::{ConnectionMetrics, MessageKind, Transport};
 use crate::protocol::{DecodeError, Outgoing, WireFormat, tree};
 
 /// Most messages written per flush.
 const BATCH: usize = 64;
 /// How long a closing writer may wait for its close frame to go out (the peer may not be reading).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server waits for the peer to answer its close frame before dropping the connection.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Query flags of the connect URL.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -51,56 +59,124 @@ impl ConnectFlags {
 
 pub async fn connect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let id = parse_room_id(&id)?;
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    state.admission.check_origin(origin).map_err(ApiError::forbidden)?;
     let flags = ConnectFlags::parse(query.as_deref());
-    let room = state.rooms.get_or_create(&id);
+    // Limits that refuse a connection are told after the upgrade, as a close code: a browser's WebSocket API never
+    // shows the HTTP status of a failed upgrade, but it does show the close code.
+    let admitted = state.admission.check_connect_rate(peer.ip());
     let limit = state.config.max_message_bytes;
     Ok(upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
-        let outbox = std::sync::Arc::new(Outbox::new(state.config.outbox_bytes));
-        let connection = room.connect(outbox, flags.debug);
+        let outbox = Arc::new(Outbox::new(state.config.outbox_bytes));
+        let connection = admitted.and_then(|()| state.rooms.connect(&id, outbox, flags.debug));
         let format = if flags.cbor { WireFormat::Cbor } else { WireFormat::Json };
-        let task = serve(socket, connection, format, state.shutdown.clone());
-        state.connections.track_future(task)
+        let tracker = state.connections.clone();
+        let task = async move {
+            match connection {
+                Ok(connection) => serve(socket, connection, format, &state).await,
+                Err(reason) => {
+                    state.metrics.closed(reason);
+                    refuse(socket, reason).await
+                }
+            }
+        };
+        tracker.track_future(task)
     }))
 }
 
-async fn serve(socket: WebSocket, connection: Connection, format: WireFormat, shutdown: CancellationToken) {
+/// Closes a just-upgraded socket with the reason it was refused.
+async fn refuse(mut socket: WebSocket, reason: CloseReason) {
+    debug!(reason = reason.name(), "websocket refused");
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close_frame(reason))).await;
+}
+
+async fn serve(socket: WebSocket, connection: Connection, format: WireFormat, state: &AppState) {
     let (sink, mut stream) = socket.split();
     let outbox = connection.outbox().clone();
-    let mut writer = tokio::spawn(write_loop(sink, outbox.clone(), format, shutdown));
-    let close_with = tokio::select! {
-        reason = read_loop(&mut stream, &connection) => reason,
-        _ = &mut writer => None,
+    let limits = &state.config.limits;
+    let metrics = Arc::new(state.metrics.connection(Transport::Websocket));
+    let writer = Writer { outbox: outbox.clone(), format, metrics: metrics.clone() };
+    let ping_every = limits.idle_timeout() / 3;
+    let mut writer = tokio::spawn(writer.run(sink, ping_every, state.shutdown.clone()));
+    let reader = Reader { connection: &connection, rate: MessageRate::new(limits), metrics };
+    let reader = reader.run(&mut stream, limits.idle_timeout());
+    // `None`: the peer left. `Some(writer_done)`: the server closes (a broken limit, shutdown, slow consumer).
+    let server_closes = tokio::select! {
+        reason = reader => reason.map(|reason| {
+            debug!(reason = reason.name(), "closing websocket");
+            outbox.close(reason);
+            false
+        }),
+        _ = &mut writer => Some(true),
     };
     // Detach from the room first: nothing more is queued for a connection that is going away.
     drop(connection);
-    match close_with {
-        Some(reason) => {
-            outbox.close(reason);
-            let _ = writer.await;
+    match server_closes {
+        None => {
+            writer.abort();
+            // The peer closed (or vanished). tungstenite queued the reply to a close frame but only sends it on the
+            // next read, so read once more: the peer gets its close echoed (RFC 6455 5.5.1) instead of a reset.
+            let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, until_close(&mut stream)).await;
         }
-        None => writer.abort(),
+        Some(writer_done) => {
+            if !writer_done {
+                // The writer sends the close frame (bounded by CLOSE_TIMEOUT).
+                let _ = writer.await;
+            }
+            // Keep the socket open until the peer answers our close frame, so that it reads the frame (and its
+            // code) before the TCP connection goes away, as RFC 6455 asks.
+            let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, until_close(&mut stream)).await;
+        }
     }
 }
 
-/// Reads frames until the peer leaves (`None`) or breaks a limit (the reason to close with).
-async fn read_loop(stream: &mut SplitStream<WebSocket>, connection: &Connection) -> Option<CloseReason> {
-    while let Some(frame) = stream.next().await {
-        let decoded = match frame {
-            Ok(Message::Text(text)) => tree::decode_json(text.as_bytes()),
-            Ok(Message::Binary(bytes)) => tree::decode_cbor(&bytes),
-            // tungstenite answers pings itself.
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(Message::Close(_)) => return None,
-            Err(error) => return close_reason_for(error),
-        };
-        dispatch(connection, decoded);
+/// Reads and discards frames until the peer's close frame or the end of the stream.
+async fn until_close(stream: &mut SplitStream<WebSocket>) {
+    while let Some(Ok(frame)) = stream.next().await {
+        if let Message::Close(_) = frame {
+            return;
+        }
     }
-    None
+}
+
+/// The receiving half of a connection.
+struct Reader<'a> {
+    connection: &'a Connection,
+    rate: MessageRate,
+    metrics: Arc<ConnectionMetrics>,
+}
+
+impl Reader<'_> {
+    /// Reads frames until the peer leaves (`None`) or breaks a limit (the reason to close with).
+    async fn run(self, stream: &mut SplitStream<WebSocket>, idle_timeout: Duration) -> Option<CloseReason> {
+        loop {
+            let frame = match tokio::time::timeout(idle_timeout, stream.next()).await {
+                Err(_) => return Some(CloseReason::IdleTimeout),
+                Ok(None) => return None,
+                Ok(Some(frame)) => frame,
+            };
+            let (decoded, len) = match frame {
+                Ok(Message::Text(text)) => (tree::decode_json(text.as_bytes()), text.len()),
+                Ok(Message::Binary(bytes)) => (tree::decode_cbor(&bytes), bytes.len()),
+                // tungstenite answers pings itself; pongs only prove the peer is alive.
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(Message::Close(_)) => return None,
+                Err(error) => return close_reason_for(error),
+            };
+            if let Err(reason) = self.rate.check() {
+                return Some(reason);
+            }
+            self.metrics.received(MessageKind::of(&decoded), len);
+            dispatch(self.connection, decoded);
+        }
+    }
 }
 
 fn dispatch(connection: &Connection, decoded: Result<crate::protocol::ClientMessage, DecodeError>) {
@@ -119,55 +195,79 @@ fn close_reason_for(error: axum::Error) -> Option<CloseReason> {
     }
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    outbox: std::sync::Arc<Outbox>,
+/// The sending half of a connection: drains the outbox, several frames per flush.
+struct Writer {
+    outbox: Arc<Outbox>,
     format: WireFormat,
-    shutdown: CancellationToken,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let reason = loop {
-        let next = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => Err(CloseReason::GoingAway),
-            next = outbox.next_batch(&mut batch, BATCH) => next,
-        };
-        if let Err(reason) = next {
-            break reason;
-        }
-        tokio::select! {
-            written = write_batch(&mut sink, &mut batch, format) => if written.is_err() { return },
-            // A slow-consumer close must not wait for a socket the peer stopped reading.
-            _ = outbox.wait_closed() => {}
-        }
-    };
-    if reason == CloseReason::GoingAway {
-        // Flush what is already queued before saying goodbye.
-        while outbox.try_batch(&mut batch, BATCH).unwrap_or(false) {
-            if write_batch(&mut sink, &mut batch, format).await.is_err() {
-                return;
+    metrics: Arc<ConnectionMetrics>,
+}
+
+impl Writer {
+    async fn run(self, mut sink: SplitSink<WebSocket, Message>, ping_every: Duration, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reason = loop {
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => Err(CloseReason::GoingAway),
+                next = self.outbox.next_batch(&mut batch, BATCH) => next,
+                // The peer answers with a pong, which keeps its reader's idle timeout from firing.
+                _ = keepalive.tick() => match sink.send(Message::Ping(Bytes::new())).await {
+                    Ok(()) => continue,
+                    Err(_) => return,
+                },
+            };
+            if let Err(reason) = next {
+                break reason;
             }
+            tokio::select! {
+                written = self.write_batch(&mut sink, &mut batch) => if written.is_err() { return },
+                // Neither a slow-consumer close nor shutdown may wait for a socket the peer stopped reading.
+                _ = self.outbox.wait_closed() => {}
+                _ = shutdown.cancelled() => {}
+            }
+        };
+        self.metrics.metrics().closed(reason);
+        let goodbye = async {
+            if reason == CloseReason::GoingAway {
+                // Flush what is already queued before saying goodbye.
+                while self.outbox.try_batch(&mut batch, BATCH).unwrap_or(false) {
+                    self.write_batch(&mut sink, &mut batch).await?;
+                }
+            }
+            sink.send(close_frame(reason)).await
+        };
+        // Bounded: a peer that stopped reading would otherwise hold the task forever.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+    }
+
+    async fn write_batch(
+        &self,
+        sink: &mut SplitSink<WebSocket, Message>,
+        batch: &mut Vec<Outgoing>,
+    ) -> Result<(), axum::Error> {
+        let (count, mut bytes) = (batch.len(), 0);
+        for message in batch.drain(..) {
+            let (frame, len) = frame(&message, self.format);
+            bytes += len;
+            sink.feed(frame).await?;
         }
+        sink.flush().await?;
+        self.metrics.sent_batch(count, bytes, self.outbox.dropped_volatile());
+        Ok(())
     }
-    let close = Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.text().into() }));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
 }
 
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
-    batch: &mut Vec<Outgoing>,
-    format: WireFormat,
-) -> Result<(), axum::Error> {
-    for message in batch.drain(..) {
-        sink.feed(frame(&message, format)).await?;
-    }
-    sink.flush().await
+fn close_frame(reason: CloseReason) -> Message {
+    Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.text().into() }))
 }
 
-fn frame(message: &Outgoing, format: WireFormat) -> Message {
+/// The frame carrying `message` in `format`, and its payload length.
+fn frame(message: &Outgoing, format: WireFormat) -> (Message, usize) {
     match format {
-        WireFormat::Cbor => Message::Binary(message.cbor().clone()),
-        WireFormat::Json | WireFormat::Postcard => Message::Text(message.json().clone()),
+        WireFormat::Cbor => (Message::Binary(message.cbor().clone()), message.cbor().len()),
+        WireFormat::Json | WireFormat::Postcard => (Message::Text(message.json().clone()), message.json().len()),
     }
 }
 

@@ -37,7 +37,11 @@ impl Value {
 
     /// Decodes and normalises CBOR bytes received from a client (e.g. inside a postcard envelope).
     pub fn from_cbor_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let tree: Cbor = ciborium::from_reader(bytes).map_err(|e| DecodeError::InvalidValue(e.to_string()))?;
+        let mut reader = bytes;
+        let tree: Cbor = ciborium::from_reader(&mut reader).map_err(|e| DecodeError::InvalidValue(e.to_string()))?;
+        if !reader.is_empty() {
+            return Err(DecodeError::InvalidValue(format!("{} trailing bytes after the value", reader.len())));
+        }
         Ok(Self::from_tree(tree))
     }
 
@@ -211,5 +215,6 @@ mod tests {
     fn invalid_cbor_is_an_error() {
         assert!(Value::from_cbor_bytes(&[0xff, 0x00]).is_err());
         assert!(Value::from_cbor_bytes(&[]).is_err());
+        assert!(Value::from_cbor_bytes(&[0xf6, 0xf6]).is_err(), "null followed by junk");
     }
 }

@@ -1,0 +1,104 @@
+//! The QUIC endpoints: transport settings, binding, the accept loop and certificate renewal.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::QuicServerConfig;
+use quinn::{IdleTimeout, TransportConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::WebTransportError;
+use super::session::{self, SessionContext};
+use crate::tls::{Certificates, CertifiedKey};
+
+/// Keep-alive interval: well inside the idle timeout, so that a live but quiet session is never dropped.
+const KEEP_ALIVE: Duration = Duration::from_secs(4);
+/// quinn assumes 333 ms before it has measured the path; real-time traffic is better served by a smaller guess.
+const INITIAL_RTT: Duration = Duration::from_millis(100);
+/// A small datagram send buffer: stale cursor positions are dropped (oldest first) instead of queued.
+const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
+
+/// The QUIC server configuration for `cert`.
+pub(super) fn server_config(
+    cert: &CertifiedKey,
+    idle_timeout: Duration,
+) -> Result<quinn::ServerConfig, WebTransportError> {
+    let crypto = QuicServerConfig::try_from(cert.server_config()?).map_err(|_| WebTransportError::NoQuicCipherSuite)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config(idle_timeout)));
+    Ok(config)
+}
+
+fn transport_config(idle_timeout: Duration) -> TransportConfig {
+    let mut transport = TransportConfig::default();
+    // Out-of-range values fall back to quinn's default timeout rather than to none at all.
+    if let Ok(idle) = IdleTimeout::try_from(idle_timeout) {
+        transport.max_idle_timeout(Some(idle));
+    }
+    transport.keep_alive_interval(Some(KEEP_ALIVE.min(idle_timeout / 3)));
+    transport.initial_rtt(INITIAL_RTT);
+    transport.datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
+    transport
+}
+
+/// The addresses to bind for `host`. An unspecified host binds IPv6 `[::]`, which Linux makes dual-stack; IPv4
+/// loopback also binds `::1` when it can, because browsers resolve `localhost` to `::1` first.
+pub(super) fn bind_addresses(host: IpAddr, port: u16) -> (SocketAddr, Option<SocketAddr>) {
+    match host {
+        IpAddr::V4(v4) if v4.is_unspecified() => (SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port), None),
+        IpAddr::V4(v4) if v4 == Ipv4Addr::LOCALHOST => {
+            (SocketAddr::new(host, port), Some(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port)))
+        }
+        _ => (SocketAddr::new(host, port), None),
+    }
+}
+
+/// Binds one endpoint.
+pub(super) fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quinn::Endpoint, WebTransportError> {
+    quinn::Endpoint::server(config, addr).map_err(|source| WebTransportError::Bind { addr, source })
+}
+
+/// Accepts connections until shutdown; each runs as a tracked task so that shutdown can wait for its close.
+pub(super) async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<SessionContext>, tracker: TaskTracker) {
+    loop {
+        let incoming = tokio::select! {
+            _ = context.shutdown.cancelled() => break,
+            incoming = endpoint.accept() => incoming,
+        };
+        let Some(incoming) = incoming else { break };
+        tracker.spawn(session::run(incoming, context.clone()));
+    }
+    debug!(addr = ?endpoint.local_addr().ok(), "WebTransport accept loop stopped");
+}
+
+/// Renews a self-signed certificate before it expires. New connections get the new one; existing connections keep
+/// the configuration they were accepted with, so no session drops.
+pub(super) async fn renewal_loop(
+    endpoints: Vec<quinn::Endpoint>,
+    certificates: Arc<Certificates>,
+    idle_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let Some(interval) = certificates.check_interval() else { return };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let renewed = certificates.renew_if_due().map_err(WebTransportError::from);
+        let config = renewed.and_then(|cert| cert.map(|cert| server_config(&cert, idle_timeout)).transpose());
+        match config {
+            Ok(Some(config)) => {
+                for endpoint in &endpoints {
+                    endpoint.set_server_config(Some(config.clone()));
+                }
+                info!("WebTransport listener uses the renewed certificate");
+            }
+            Ok(None) => {}
+            Err(error) => warn!(%error, "certificate renewal failed; will retry"),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The WebTransport transport: HTTP/3 over QUIC (quinn, h3, h3-webtransport) next to the HTTP listener.
+//!
+//! A session is an extended CONNECT to `/room/{id}/connect`. The client then opens one bidirectional control stream
+//! carrying every reliable message both ways (varint length + postcard); datagrams carry volatile relays, one
+//! postcard message each. Sessions drive the same engine as WebSocket connections.
+//!
+//! - [`endpoint`]: QUIC settings, binding, the accept loop, certificate renewal.
+//! - [`session`]: establishing a session (validation, SETTINGS) and serving it.
+//! - [`writer`]: outbox → control stream and datagrams; closing with a reason code.
+//! - [`http3`]: the HTTP/3 side of a session: the CONNECT stream, accepting streams, the close capsule.
+//! - [`framing`]: control-stream frames, datagram prefixes, the close capsule's bytes.
+//! - [`request`]: validating the CONNECT request.
+
+mod endpoint;
+pub mod framing;
+mod http3;
+mod request;
+mod session;
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::admission::Admission;
+use crate::config::ServerConfig;
+use crate::engine::Rooms;
+use crate::metrics::Metrics;
+use crate::tls::{CertificateHash, Certificates, TlsError};
+use session::SessionContext;
+
+/// How long shutdown waits for close frames to leave before the endpoints go.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebTransportError {
+    #[error("cannot listen on UDP {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("the TLS configuration offers no cipher suite QUIC can use")]
+    NoQuicCipherSuite,
+}
+
+impl WebTransportError {
+    /// Whether binding failed because the port is taken (worth retrying with another port when it was picked
+    /// automatically).
+    pub fn is_addr_in_use(&self) -> bool {
+        matches!(self, WebTransportError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+    }
+}
+
+/// What room results publish about the WebTransport listener.
+#[derive(Clone)]
+pub struct WebTransportInfo {
+    pub port: u16,
+    pub certificates: Arc<Certificates>,
+}
+
+impl WebTransportInfo {
+    /// The hashes a browser needs for `serverCertificateHashes` (empty with an operator certificate).
+    pub fn certificate_hashes(&self) -> Vec<CertificateHash> {
+        self.certificates.hashes()
+    }
+}
+
+/// What sessions share with the rest of the server.
+pub struct Shared {
+    pub rooms: Arc<Rooms>,
+    pub admission: Arc<Admission>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The bound QUIC endpoints.
+pub struct WebTransportServer {
+    endpoints: Vec<quinn::Endpoint>,
+    certificates: Arc<Certificates>,
+    idle_timeout: Duration,
+    port: u16,
+}
+
+/// Makes the listener's certificates: the operator's, or a self-signed one.
+pub fn certificates(config: &ServerConfig) -> Result<Arc<Certificates>, TlsError> {
+    let certificates = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Certificates::operator(cert, key)?,
+        _ => Certificates::self_signed(config.host_names.clone(), config.self_signed.clone())?,
+    };
+    Ok(Arc::new(certificates))
+}
+
+impl WebTransportServer {
+    /// Binds UDP `port` on the configured host (see [`endpoint::bind_addresses`] for the IPv6 companion).
+    pub fn bind(config: &ServerConfig, certificates: Arc<Certificates>, port: u16) -> Result<Self, WebTransportError> {
+        let idle_timeout = config.wt_idle_timeout();
+        let quic_config = endpoint::server_config(&certificates.current(), idle_timeout)?;
+        let (primary, companion) = endpoint::bind_addresses(config.host, port);
+        let first = endpoint::bind(primary, quic_config.clone())?;
+        let port = first.local_addr().map_err(|source| WebTransportError::Bind { addr: primary, source })?.port();
+        let mut endpoints = vec![first];
+        if let Some(companion) = companion {
+            let companion = SocketAddr::new(companion.ip(), port);
+            match endpoint::bind(companion, quic_config) {
+                Ok(endpoint) => endpoints.push(endpoint),
+                Err(error) => warn!(%error, "WebTransport stays on IPv4 only"),
+            }
+        }
+        Ok(WebTransportServer { endpoints, certificates, idle_timeout, port })
+    }
+
+    /// The UDP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What room results publish.
+    pub fn info(&self) -> WebTransportInfo {
+        WebTransportInfo { port: self.port, certificates: self.certificates.clone() }
+    }
+
+    /// Starts accepting sessions and renewing the certificate. Sessions run on `tracker`; `shutdown` closes them
+    /// with 1001.
+    pub fn start(&self, config: &ServerConfig, shared: Shared, shutdown: CancellationToken, tracker: TaskTracker) {
+        let context = Arc::new(SessionContext {
+            rooms: shared.rooms,
+            admission: shared.admission,
+            metrics: shared.metrics,
+            limits: config.limits.clone(),
+            max_message_bytes: config.max_message_bytes,
+            outbox_bytes: config.outbox_bytes,
+            shutdown: shutdown.clone(),
+        });
+        for endpoint in &self.endpoints {
+            info!(addr = ?endpoint.local_addr().ok(), "WebTransport listening");
+            tokio::spawn(endpoint::accept_loop(endpoint.clone(), context.clone(), tracker.clone()));
+        }
+        let renewal =
+            endpoint::renewal_loop(self.endpoints.clone(), self.certificates.clone(), self.idle_timeout, shutdown);
+        tokio::spawn(renewal);
+    }
+
+    /// After shutdown: gives the close frames of the sessions a moment to leave, then closes the endpoints.
+    pub async fn stop(self) {
+        for endpoint in &self.endpoints {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, endpoint.wait_idle()).await;
+            endpoint.close(0u32.into(), b"server stopped");
+        }
+    }
+}

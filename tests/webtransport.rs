@@ -1,0 +1,343 @@
+//! WebTransport end to end: a real server in-process and a real QUIC client (`web-transport-quinn`) over loopback.
+
+mod wt_support;
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value};
+use driftdb::tls::SelfSignedPolicy;
+use driftdb::webtransport::framing::put_frame;
+use serde_json::json;
+use wt_support::{Relay, Server, WtClient, eventually, get, hashes, push, url, volatile, within};
+
+/// The JSON text of a value, for comparisons.
+fn text(value: &Value) -> String {
+    value.json().get().to_owned()
+}
+
+/// `(key, seq, value, volatile)` of a push, panicking on anything else.
+fn pushed(message: ServerMessage) -> (String, u64, String, bool) {
+    match message {
+        ServerMessage::Push { key, value, seq, volatile } => (key.to_string(), seq, text(&value), volatile),
+        other => panic!("expected a push, got {other:?}"),
+    }
+}
+
+fn init_data(message: ServerMessage) -> Vec<(String, u64)> {
+    match message {
+        ServerMessage::Init { data, .. } => data.iter().map(|e| (text(&e.value), e.seq)).collect(),
+        other => panic!("expected an init, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn room_info_publishes_the_webtransport_url_and_hash() {
+    let server = Server::start().await;
+    let info = server.new_room().await;
+    let port = server.server.webtransport_port().expect("WebTransport is on by default");
+    let room = info["room"].as_str().unwrap();
+    assert_eq!(url(&info).as_str(), format!("https://127.0.0.1:{port}/room/{room}/connect"));
+    assert_eq!(port, server.server.http_addr().port(), "same port number as HTTP by default");
+    assert_eq!(hashes(&info).len(), 1);
+    assert_eq!(hashes(&info)[0].len(), 32);
+
+    let off = Server::start_with(|config| config.no_webtransport = true).await;
+    let info = off.new_room().await;
+    assert!(info.get("webtransport_url").is_none() && info.get("certificate_hashes").is_none(), "{info}");
+    assert_eq!(off.server.webtransport_port(), None);
+}
+
+#[tokio::test]
+async fn control_stream_carries_append_replace_get_and_compact() {
+    let server = Server::start().await;
+    let mut client = server.connect_wt("control").await;
+    client.send(&get("k", Replay::After(0))).await;
+    assert_eq!(init_data(client.recv().await), vec![]);
+
+    client.send(&push("k", Action::Append, json!({"n": 1}))).await;
+    assert_eq!(pushed(client.recv().await), ("k".into(), 1, r#"{"n":1}"#.into(), false));
+    client.send(&push("k", Action::Append, json!({"n": 2}))).await;
+    assert_eq!(pushed(client.recv().await).1, 2);
+    assert_eq!(client.recv().await, ServerMessage::StreamSize { key: "k".into(), size: 2 });
+    client.send(&push("k", Action::Replace, json!("fresh"))).await;
+    assert_eq!(pushed(client.recv().await), ("k".into(), 3, r#""fresh""#.into(), false));
+    client.send(&push("k", Action::Append, json!("more"))).await;
+    assert_eq!(pushed(client.recv().await).1, 4);
+    assert_eq!(client.recv().await, ServerMessage::StreamSize { key: "k".into(), size: 2 });
+    client.send(&push("k", Action::Compact { seq: 4 }, json!("reset"))).await;
+    client.send(&get("k", Replay::After(0))).await;
+    assert_eq!(init_data(client.recv().await), vec![(r#""reset""#.to_owned(), 4)]);
+    client.send(&ClientMessage::Ping { nonce: Some(7) }).await;
+    assert_eq!(client.recv().await, ServerMessage::Pong { nonce: Some(7) });
+
+    // A malformed frame gets an error and the session stays usable.
+    let mut garbage = BytesMut::new();
+    put_frame(&mut garbage, &[200, 1, 2]);
+    client.send_raw(&garbage).await;
+    assert!(matches!(client.recv().await, ServerMessage::Error { .. }));
+    client.send(&ClientMessage::Ping { nonce: None }).await;
+    assert_eq!(client.recv().await, ServerMessage::Pong { nonce: None });
+
+    let metrics = server.metrics().await;
+    let open = metrics.lines().find(|l| l.contains("connections") && l.contains(r#"transport="webtransport""#));
+    assert!(open.is_some_and(|line| line.ends_with(" 1")), "the session is counted: {metrics}");
+}
+
+#[tokio::test]
+async fn volatile_relays_travel_as_datagrams_both_ways() {
+    let server = Server::start().await;
+    let mut sender = server.connect_wt("cursors").await;
+    let mut receiver = server.connect_wt("cursors").await;
+    for client in [&mut sender, &mut receiver] {
+        client.send(&get("cursor", Replay::None)).await;
+        client.send(&ClientMessage::Ping { nonce: Some(1) }).await;
+        assert_eq!(client.recv().await, ServerMessage::Pong { nonce: Some(1) }, "subscribed before the relay");
+    }
+    sender.send_datagram(&volatile("cursor", json!({"x": 10, "y": 20})));
+    let (key, seq, value, is_volatile) = pushed(receiver.recv_datagram().await);
+    assert_eq!((key.as_str(), value.as_str(), is_volatile), ("cursor", r#"{"x":10,"y":20}"#, true));
+    assert_eq!(pushed(sender.recv_datagram().await).1, seq, "the sender's echo comes by datagram too");
+
+    // Anything but a volatile relay is refused by datagram, with an error on the control stream.
+    sender.send_datagram(&push("cursor", Action::Append, json!(1)));
+    assert!(matches!(sender.recv().await, ServerMessage::Error { .. }));
+}
+
+#[tokio::test]
+async fn a_volatile_relay_too_large_for_a_datagram_arrives_on_the_stream() {
+    let server = Server::start().await;
+    let mut sender = server.connect_wt("big").await;
+    let mut receiver = server.connect_wt("big").await;
+    receiver.send(&get("blob", Replay::None)).await;
+    receiver.send(&ClientMessage::Ping { nonce: None }).await;
+    assert_eq!(receiver.recv().await, ServerMessage::Pong { nonce: None });
+    let big = "x".repeat(4000);
+    // Too big for the client's datagrams as well: it goes on the control stream both ways.
+    sender.send(&volatile("blob", json!(big))).await;
+    let (_, _, value, is_volatile) = pushed(receiver.recv().await);
+    assert!(is_volatile);
+    assert_eq!(value.len(), big.len() + 2);
+}
+
+#[tokio::test]
+async fn websocket_and_webtransport_clients_see_one_order() {
+    let server = Server::start().await;
+    let mut wt = server.connect_wt("mixed").await;
+    let mut ws = server.connect_ws("mixed").await;
+    wt.send(&get("k", Replay::None)).await;
+    ws.send(json!({"type": "get", "key": "k", "seq": null})).await;
+    wt.send(&ClientMessage::Ping { nonce: Some(1) }).await;
+    assert_eq!(wt.recv().await, ServerMessage::Pong { nonce: Some(1) });
+    ws.send(json!({"type": "ping", "nonce": 1})).await;
+    assert_eq!(ws.recv().await["type"], "pong");
+
+    // Both write at once; both must see the same sequence.
+    for i in 0..20 {
+        wt.send(&push("k", Action::Append, json!({"from": "wt", "i": i}))).await;
+        ws.send(json!({"type": "push", "key": "k", "action": {"type": "append"}, "value": {"from": "ws", "i": i}}))
+            .await;
+    }
+    let mut seen_wt = Vec::new();
+    while seen_wt.len() < 40 {
+        if let ServerMessage::Push { seq, value, .. } = wt.recv().await {
+            seen_wt.push((seq, serde_json::from_str::<serde_json::Value>(&text(&value)).unwrap()));
+        }
+    }
+    let mut seen_ws = Vec::new();
+    while seen_ws.len() < 40 {
+        let message = ws.recv().await;
+        if message["type"] == "push" {
+            seen_ws.push((message["seq"].as_u64().unwrap(), message["value"].clone()));
+        }
+    }
+    assert_eq!(seen_wt, seen_ws);
+    assert_eq!(seen_wt.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), (1..=40).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_their_status() {
+    let server = Server::start().await;
+    let info = server.room_info("fine").await;
+    let hashes = hashes(&info);
+    let port = server.server.webtransport_port().unwrap();
+    for (path, status) in [("/room/bad.id/connect", 400), ("/nope", 404), ("/room/fine/other", 404)] {
+        let url = format!("https://127.0.0.1:{port}{path}").parse().unwrap();
+        let error = WtClient::connect(url, &hashes).await.err().unwrap_or_else(|| panic!("{path} was accepted"));
+        assert!(error.to_string().contains(&status.to_string()), "{path}: {error}");
+    }
+    assert_eq!(server.connection_count("fine"), 0);
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_closes_with_1009() {
+    let server = Server::start_with(|config| config.max_message_bytes = 1000).await;
+    let mut client = server.connect_wt("limits").await;
+    let mut frame = BytesMut::new();
+    put_frame(&mut frame, &[0u8; 1001]);
+    client.send_raw(&frame).await;
+    assert_eq!(client.closed_code().await, Some(1009));
+}
+
+#[tokio::test]
+async fn a_session_that_vanishes_leaves_its_room_within_the_idle_timeout() {
+    let server = Server::start_with(|config| config.wt_idle_timeout_ms = 1000).await;
+    let info = server.room_info("vanish").await;
+    let relay = Relay::start(([127, 0, 0, 1], server.server.webtransport_port().unwrap()).into()).await;
+    let via_relay = format!("https://{}/room/vanish/connect", relay.addr).parse().unwrap();
+    let mut client = WtClient::connect(via_relay, &hashes(&info)).await.expect("session through the relay");
+    client.send(&ClientMessage::Ping { nonce: None }).await;
+    client.recv().await;
+    assert_eq!(server.connection_count("vanish"), 1);
+    // Quiet but alive: keep-alives hold the session open past the idle timeout.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(server.connection_count("vanish"), 1);
+
+    relay.cut();
+    let cut_at = Instant::now();
+    eventually("the vanished session leaves the room", Duration::from_secs(5), || {
+        server.connection_count("vanish") == 0
+    })
+    .await;
+    eprintln!("vanished session removed after {:?} (idle timeout 1 s)", cut_at.elapsed());
+    drop(client);
+}
+
+#[tokio::test]
+async fn goodbye_ends_the_session_at_once() {
+    let server = Server::start().await;
+    let mut client = server.connect_wt("bye").await;
+    client.send(&ClientMessage::Ping { nonce: None }).await;
+    client.recv().await;
+    client.send(&ClientMessage::Goodbye).await;
+    eventually("goodbye detaches", Duration::from_secs(2), || server.connection_count("bye") == 0).await;
+    assert_eq!(client.closed_code().await, Some(1000));
+}
+
+#[tokio::test]
+async fn certificate_renewal_keeps_sessions_and_new_ones_use_the_new_hash() {
+    let policy = SelfSignedPolicy {
+        validity: Duration::from_secs(6),
+        renew_before: Duration::from_secs(4),
+        check_interval: Duration::from_millis(100),
+    };
+    let server = Server::start_with(|config| config.self_signed = policy).await;
+    let first = hashes(&server.room_info("renew").await);
+    let mut old = server.connect_wt("renew").await;
+    old.send(&get("k", Replay::None)).await;
+
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let renewed = loop {
+        let now = hashes(&server.room_info("renew").await);
+        if now[0] != first[0] {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no renewal");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(renewed.len(), 2, "old and new hash published during the overlap");
+    assert_eq!(renewed[1], first[0]);
+
+    // A new session presents only the new hash and gets in; one pinned to the old hash does not.
+    let mut new = WtClient::connect(url(&server.room_info("renew").await), &renewed[..1]).await.expect("new hash");
+    assert!(WtClient::connect(url(&server.room_info("renew").await), &first).await.is_err(), "old cert still served");
+    // The old session is alive and in the same room as the new one.
+    new.send(&push("k", Action::Append, json!("after renewal"))).await;
+    assert_eq!(pushed(old.recv().await).2, r#""after renewal""#);
+}
+
+#[tokio::test]
+async fn shutdown_closes_sessions_with_1001() {
+    let server = Server::start().await;
+    let mut client = server.connect_wt("bye").await;
+    client.send(&ClientMessage::Ping { nonce: None }).await;
+    client.recv().await;
+    let stopping = tokio::spawn(server.server.shutdown());
+    assert_eq!(client.closed_code().await, Some(1001));
+    within("shutdown", stopping).await.unwrap();
+}
+
+/// Measures session setup (QUIC + TLS handshake, CONNECT, control stream, first reply) and datagram round trips on
+/// loopback, and prints them: `cargo test --test webtransport measure -- --nocapture`.
+#[tokio::test]
+async fn measure_session_setup_and_datagram_round_trip() {
+    let server = Server::start().await;
+    let info = server.room_info("measure").await;
+    let (url, hashes) = (url(&info), hashes(&info));
+
+    let mut setups = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let mut client = WtClient::connect(url.clone(), &hashes).await.expect("session");
+        client.send(&ClientMessage::Ping { nonce: None }).await;
+        client.recv().await;
+        setups.push(started.elapsed());
+        client.send(&ClientMessage::Goodbye).await;
+    }
+
+    let mut client = WtClient::connect(url, &hashes).await.expect("session");
+    client.send(&get("cursor", Replay::None)).await;
+    client.send(&ClientMessage::Ping { nonce: None }).await;
+    client.recv().await;
+    let mut trips = Vec::new();
+    for i in 0..200 {
+        let started = Instant::now();
+        client.send_datagram(&volatile("cursor", json!({"x": i})));
+        let echo = tokio::time::timeout(Duration::from_millis(500), client.recv_datagram()).await;
+        if let Ok(ServerMessage::Push { .. }) = echo {
+            trips.push(started.elapsed());
+        }
+    }
+    assert!(trips.len() >= 190, "{} of 200 datagram echoes arrived on loopback", trips.len());
+    eprintln!("WebTransport session setup on loopback: {}", summary(&mut setups));
+    eprintln!("WebTransport datagram round trip on loopback: {}", summary(&mut trips));
+}
+
+fn summary(samples: &mut [Duration]) -> String {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    format!("n={} median={:?} p90={:?} max={:?}", samples.len(), at(0.5), at(0.9), at(1.0))
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_closed_as_a_slow_consumer() {
+    let server = Server::start_with(|config| config.outbox_bytes = 64 * 1024).await;
+    let mut stalled = server.connect_wt("slow").await;
+    stalled.send(&get("k", Replay::None)).await;
+    stalled.send(&ClientMessage::Ping { nonce: None }).await;
+    stalled.recv().await;
+    // From here on `stalled` reads nothing: QUIC flow control fills, then its outbox does.
+    let mut writer = server.connect_ws("slow").await;
+    let blob = "y".repeat(1024);
+    for _ in 0..4000 {
+        writer.send(json!({"type": "push", "key": "k", "action": {"type": "relay"}, "value": blob})).await;
+        if server.connection_count("slow") < 2 {
+            break;
+        }
+    }
+    assert_eq!(stalled.closed_code().await, Some(4001));
+}
+
+#[tokio::test]
+async fn sessions_establish_under_heavy_handshake_loss() {
+    // h3-webtransport fails a session whose client SETTINGS arrive after its CONNECT; loss makes that order common.
+    let server = Server::start().await;
+    let info = server.room_info("lossy").await;
+    let port = server.server.webtransport_port().unwrap();
+    let sessions = (0..12u64).map(|seed| {
+        let hashes = hashes(&info);
+        async move {
+            let relay = Relay::start_lossy(([127, 0, 0, 1], port).into(), 0.3, seed).await;
+            let url = format!("https://{}/room/lossy/connect", relay.addr).parse().unwrap();
+            let mut client = WtClient::connect(url, &hashes).await.map_err(|e| format!("seed {seed}: {e}"))?;
+            client.send(&ClientMessage::Ping { nonce: Some(seed) }).await;
+            match client.recv().await {
+                ServerMessage::Pong { nonce } if nonce == Some(seed) => Ok(()),
+                other => Err(format!("seed {seed}: {other:?}")),
+            }
+        }
+    });
+    let results = futures_util::future::join_all(sessions).await;
+    let failures: Vec<_> = results.into_iter().filter_map(Result::err).collect();
+    assert!(failures.is_empty(), "sessions failed under 30 % loss: {failures:?}");
+}

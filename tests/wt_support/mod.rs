@@ -1,0 +1,307 @@
+//! Helpers of the WebTransport tests: an in-process server, a WebTransport client speaking the control stream and
+//! datagrams with `web-transport-quinn`, a small JSON WebSocket client, and a UDP relay that can black-hole a client.
+//!
+//! Every wait is bounded by [`TIMEOUT`] and panics with what was awaited, so a broken server fails fast.
+
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use driftdb::config::ServerConfig;
+use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard};
+use driftdb::server::RunningServer;
+use driftdb::webtransport::framing::{FrameDecoder, put_frame};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value as Json;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The longest any single wait may take.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `future`, panicking with `what` if it takes longer than [`TIMEOUT`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(TIMEOUT, future).await.unwrap_or_else(|_| panic!("timed out after {TIMEOUT:?}: {what}"))
+}
+
+/// Polls `condition` every 20 ms until it holds, for at most `limit`.
+pub async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A server in this test's runtime, on a free loopback port.
+pub struct Server {
+    pub server: RunningServer,
+    http: reqwest::Client,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let mut config = ServerConfig { host: Ipv4Addr::LOCALHOST.into(), port: 0, ..Default::default() };
+        tweak(&mut config);
+        let server = within("server start", RunningServer::start(config)).await.expect("server starts");
+        let http = reqwest::Client::builder().no_proxy().timeout(TIMEOUT).build().expect("HTTP client builds");
+        Server { server, http }
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.http_addr())
+    }
+
+    /// `GET /room/{id}`.
+    pub async fn room_info(&self, room: &str) -> Json {
+        let response = within("GET /room", self.http.get(self.http_url(&format!("/room/{room}"))).send()).await;
+        within("room info body", response.expect("GET /room answers").json()).await.expect("room info is JSON")
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = within("GET /metrics", self.http.get(self.http_url("/metrics")).send()).await;
+        within("metrics body", response.expect("GET /metrics answers").text()).await.expect("metrics text")
+    }
+
+    /// `POST /new`: the new room's info.
+    pub async fn new_room(&self) -> Json {
+        let response = within("POST /new", self.http.post(self.http_url("/new")).send()).await;
+        within("room info body", response.expect("POST /new answers").json()).await.expect("room info is JSON")
+    }
+
+    /// Live connections in `room` (0 when it does not exist).
+    pub fn connection_count(&self, room: &str) -> usize {
+        let id = driftdb::engine::RoomId::parse(room).expect("well-formed room id");
+        self.server.rooms().get(&id).map_or(0, |room| room.connection_count())
+    }
+
+    /// A WebTransport session to `room` through the URL and certificate hashes the room info publishes.
+    pub async fn connect_wt(&self, room: &str) -> WtClient {
+        let info = self.room_info(room).await;
+        WtClient::connect(url(&info), &hashes(&info)).await.expect("WebTransport session")
+    }
+
+    /// A JSON WebSocket to `room`.
+    pub async fn connect_ws(&self, room: &str) -> WsClient {
+        let url = format!("ws://{}/room/{room}/connect", self.server.http_addr());
+        let (socket, _) = within("websocket connect", tokio_tungstenite::connect_async(url)).await.expect("upgrade");
+        WsClient { socket }
+    }
+}
+
+/// The `webtransport_url` of a room info.
+pub fn url(info: &Json) -> url::Url {
+    info["webtransport_url"].as_str().expect("room info has webtransport_url").parse().expect("a valid URL")
+}
+
+/// The `certificate_hashes` of a room info, as bytes.
+pub fn hashes(info: &Json) -> Vec<Vec<u8>> {
+    let list = info["certificate_hashes"].as_array().expect("room info has certificate_hashes");
+    list.iter()
+        .map(|hash| {
+            assert_eq!(hash["algorithm"], "sha-256");
+            from_hex(hash["value"].as_str().expect("hash value is hex text"))
+        })
+        .collect()
+}
+
+pub fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digits")).collect()
+}
+
+/// A value from JSON.
+pub fn value(json: Json) -> Value {
+    let tree: ciborium::value::Value = ciborium::value::Value::serialized(&json).expect("JSON maps onto CBOR");
+    Value::from_tree(tree)
+}
+
+pub fn push(key: &str, action: Action, json: Json) -> ClientMessage {
+    ClientMessage::Push { key: key.into(), value: value(json), action, volatile: false }
+}
+
+pub fn volatile(key: &str, json: Json) -> ClientMessage {
+    ClientMessage::Push { key: key.into(), value: value(json), action: Action::Relay, volatile: true }
+}
+
+pub fn get(key: &str, replay: Replay) -> ClientMessage {
+    ClientMessage::Get { key: key.into(), replay }
+}
+
+/// A WebTransport client speaking DriftDB's binding: a control stream (varint length + postcard) and datagrams.
+pub struct WtClient {
+    pub session: web_transport_quinn::Session,
+    send: web_transport_quinn::SendStream,
+    recv: web_transport_quinn::RecvStream,
+    buf: BytesMut,
+}
+
+impl WtClient {
+    /// Opens a session accepting only certificates with these SHA-256 hashes, and its control stream.
+    pub async fn connect(url: url::Url, hashes: &[Vec<u8>]) -> Result<Self, web_transport_quinn::ClientError> {
+        let client = web_transport_quinn::ClientBuilder::new().with_server_certificate_hashes(hashes.to_vec())?;
+        let session = within("WebTransport connect", client.connect(url)).await?;
+        let (send, recv) = within("open control stream", session.open_bi()).await.expect("control stream opens");
+        Ok(WtClient { session, send, recv, buf: BytesMut::new() })
+    }
+
+    /// Sends one message on the control stream.
+    pub async fn send(&mut self, message: &ClientMessage) {
+        let mut frame = BytesMut::new();
+        put_frame(&mut frame, &postcard::encode_client(message));
+        self.send_raw(&frame).await;
+    }
+
+    /// Writes raw bytes on the control stream.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        within("control stream write", self.send.write_all(bytes)).await.expect("control stream write");
+    }
+
+    /// Sends one message as a datagram.
+    pub fn send_datagram(&self, message: &ClientMessage) {
+        self.session.send_datagram(Bytes::from(postcard::encode_client(message))).expect("datagram sent");
+    }
+
+    /// The next message on the control stream.
+    pub async fn recv(&mut self) -> ServerMessage {
+        within("control stream message", self.try_recv()).await.expect("the control stream is open")
+    }
+
+    /// The next message on the control stream, or `None` once it ends.
+    pub async fn try_recv(&mut self) -> Option<ServerMessage> {
+        let decoder = FrameDecoder::new(usize::MAX);
+        loop {
+            if let Some(frame) = decoder.next_frame(&mut self.buf).expect("well-formed frames") {
+                return Some(postcard::decode_server(&frame).expect("a valid server message"));
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.recv.read(&mut chunk).await {
+                Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next datagram.
+    pub async fn recv_datagram(&self) -> ServerMessage {
+        let datagram = within("datagram", self.session.read_datagram()).await.expect("datagram");
+        postcard::decode_server(&datagram).expect("a valid server message")
+    }
+
+    /// The WebTransport session close code and reason the server sent (its CLOSE_WEBTRANSPORT_SESSION capsule, which
+    /// is what a browser reports as `closeCode`).
+    pub async fn closed(&self) -> Option<(u32, String)> {
+        match within("session close", self.session.closed()).await {
+            web_transport_quinn::SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(
+                code,
+                reason,
+            )) => Some((code, reason)),
+            other => {
+                eprintln!("session closed without a code: {other:?}");
+                None
+            }
+        }
+    }
+
+    /// The session close code alone.
+    pub async fn closed_code(&self) -> Option<u32> {
+        self.closed().await.map(|(code, _)| code)
+    }
+}
+
+/// A JSON WebSocket client.
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn send(&mut self, message: Json) {
+        within("websocket send", self.socket.send(Message::text(message.to_string()))).await.expect("sent");
+    }
+
+    /// The next JSON message.
+    pub async fn recv(&mut self) -> Json {
+        loop {
+            let frame = within("websocket message", self.socket.next()).await.expect("open").expect("no error");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(&text).expect("JSON");
+            }
+        }
+    }
+}
+
+/// A UDP relay between one client and the server that can drop a seeded share of packets, or be told to drop
+/// everything so that a client can vanish without closing its connection.
+pub struct Relay {
+    pub addr: SocketAddr,
+    blackhole: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start(server: SocketAddr) -> Self {
+        Self::start_lossy(server, 0.0, 0).await
+    }
+
+    /// A relay that drops each packet, either way, with probability `loss` (seeded, so runs repeat).
+    pub async fn start_lossy(server: SocketAddr, loss: f64, seed: u64) -> Self {
+        let front = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("relay binds"));
+        let back = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("relay binds"));
+        back.connect(server).await.expect("relay connects to the server");
+        let addr = front.local_addr().expect("relay address");
+        let blackhole = Arc::new(AtomicBool::new(false));
+        let drop_all = blackhole.clone();
+        let task = tokio::spawn(async move {
+            let mut client = None;
+            let mut random = seed | 1;
+            // xorshift64: a reproducible coin per packet.
+            let mut lose = move || {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                (random % 10_000) as f64 / 10_000.0 < loss
+            };
+            let (mut up, mut down) = ([0u8; 65_536], [0u8; 65_536]);
+            loop {
+                tokio::select! {
+                    Ok((n, from)) = front.recv_from(&mut up) => {
+                        client = Some(from);
+                        if !drop_all.load(Ordering::Relaxed) && !lose() {
+                            let _ = back.send(&up[..n]).await;
+                        }
+                    }
+                    Ok(n) = back.recv(&mut down) => {
+                        if let (Some(client), false) = (client, drop_all.load(Ordering::Relaxed) || lose()) {
+                            let _ = front.send_to(&down[..n], client).await;
+                        }
+                    }
+                }
+            }
+        });
+        Relay { addr, blackhole, task }
+    }
+
+    /// From now on, nothing passes either way.
+    pub fn cut(&self) {
+        self.blackhole.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
