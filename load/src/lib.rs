@@ -1,0 +1,144 @@
+//! `driftdb-load`: drives a running DriftDB server on this machine over WebSocket (JSON or CBOR) or WebTransport
+//! (postcard, datagrams for volatile relays) and reports delivery, latency and, given the server's pid, its CPU time
+//! and memory. See `docs/benchmarks.md` for the method and the figures.
+//!
+//! Scenarios: [`Scenario::Fanout`] (one publisher → N subscribers of one key), [`Scenario::Rooms`] (R rooms × K
+//! clients sending cursor-like volatile relays), [`Scenario::Append`] (reliable writes, then a replay check) and
+//! [`Scenario::Idle`] (C subscribed connections, for memory per connection).
+
+pub mod client;
+pub mod procstat;
+pub mod report;
+mod scenarios;
+pub mod wire;
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use url::Url;
+
+pub use client::Transport;
+pub use report::Report;
+
+/// Options of one run.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "driftdb-load", version, about = "Load generator for a DriftDB server on this machine")]
+pub struct Options {
+    /// The server's HTTP base URL (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: Url,
+
+    /// Wire to speak.
+    #[arg(long, value_enum, default_value = "ws-json")]
+    pub transport: Transport,
+
+    /// Seconds of sending (idle: of holding the connections).
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+
+    /// Seconds to wait after sending for messages still in flight.
+    #[arg(long, default_value_t = 3.0)]
+    pub drain: f64,
+
+    /// The server's process id: its CPU seconds and RSS are read from /proc during the run.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// Connections opened at once during setup.
+    #[arg(long, default_value_t = 32)]
+    pub connect_concurrency: usize,
+
+    /// Print only the JSON object (default: the JSON object, then a Markdown header and row).
+    #[arg(long)]
+    pub json_only: bool,
+
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum Scenario {
+    /// One publisher at a set rate to N subscribers of one key.
+    Fanout(FanoutArgs),
+    /// R rooms × K clients, each sending cursor-like volatile relays at H Hz to its room.
+    Rooms(RoomsArgs),
+    /// Reliable appends from W writers to one key, then a replay check: every write stored once, in order.
+    Append(AppendArgs),
+    /// C subscribed, silent connections: memory per connection.
+    Idle(IdleArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct FanoutArgs {
+    #[arg(long, default_value_t = 50)]
+    pub subscribers: usize,
+    /// Messages per second from the publisher.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Send volatile relays (over WebTransport: datagrams) instead of reliable ones.
+    #[arg(long)]
+    pub volatile: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct RoomsArgs {
+    #[arg(long, default_value_t = 50)]
+    pub rooms: usize,
+    /// Clients per room; every client subscribes to its room's cursor key and sends to it.
+    #[arg(long, default_value_t = 5)]
+    pub clients: usize,
+    /// Relays per second from each client.
+    #[arg(long, default_value_t = 30.0)]
+    pub hz: f64,
+    /// Send reliable relays instead of volatile ones.
+    #[arg(long)]
+    pub reliable: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct AppendArgs {
+    /// Writers; each subscribes to the key too, so every append is delivered to every writer.
+    #[arg(long, default_value_t = 4)]
+    pub writers: usize,
+    /// Appends per second, all writers together.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct IdleArgs {
+    #[arg(long, default_value_t = 2000)]
+    pub connections: usize,
+    /// Connections per room (the server's default limit is 1,000 per room).
+    #[arg(long, default_value_t = 500)]
+    pub per_room: usize,
+}
+
+impl Options {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration.max(0.0))
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs_f64(self.drain.max(0.0))
+    }
+
+    /// The longest a whole run may take: sending, draining, and a setup allowance per connection.
+    pub fn time_limit(&self) -> Duration {
+        let connections = match &self.scenario {
+            Scenario::Fanout(a) => a.subscribers + 1,
+            Scenario::Rooms(a) => a.rooms * a.clients,
+            Scenario::Append(a) => a.writers + 1,
+            Scenario::Idle(a) => a.connections,
+        };
+        self.duration() + self.drain() + Duration::from_secs(30) + Duration::from_millis(20) * connections as u32
+    }
+}
+
+/// Runs one scenario against the server, bounded by [`Options::time_limit`].
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let limit = options.time_limit();
+    tokio::time::timeout(limit, scenarios::run(options))
+        .await
+        .map_err(|_| anyhow::anyhow!("the run took longer than its limit of {limit:?}"))?
+}

@@ -1,0 +1,485 @@
+//! The four scenarios. Each sets up its connections (every subscriber has its `init` before anything is sent), runs a
+//! measured window, waits for messages in flight, and turns what the receivers saw into a [`Report`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::{CONNECT_TIMEOUT, Connector, Received, RoomInfo, Rx, Tx};
+use crate::procstat::{self, Sample};
+use crate::report::{Replay, Report, ServerUsage, Tally};
+use crate::wire::{In, Out, PushKind, Stamp, now_us};
+use crate::{AppendArgs, FanoutArgs, IdleArgs, Options, RoomsArgs, Scenario};
+
+const FANOUT_KEY: &str = "fanout";
+const CURSOR_KEY: &str = "cursor";
+const LOG_KEY: &str = "log";
+const IDLE_KEY: &str = "idle";
+
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let connector = Connector::new(options.url.clone(), options.transport)?;
+    match &options.scenario {
+        Scenario::Fanout(args) => fanout(options, connector, args).await,
+        Scenario::Rooms(args) => rooms(options, connector, args).await,
+        Scenario::Append(args) => append(options, connector, args).await,
+        Scenario::Idle(args) => idle(options, connector, args).await,
+    }
+}
+
+/// Counters every receiver updates, so the main task can tell when everything has arrived.
+#[derive(Default)]
+struct Progress {
+    delivered: AtomicU64,
+    last_delivery_us: AtomicU64,
+}
+
+/// Receivers running until told to stop.
+struct Receivers {
+    progress: Arc<Progress>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Tally>>,
+}
+
+impl Receivers {
+    fn new() -> Self {
+        Receivers { progress: Arc::default(), stop: watch::channel(false).0, tasks: Vec::new() }
+    }
+
+    fn spawn(&mut self, rx: Rx) {
+        let (progress, stop) = (self.progress.clone(), self.stop.subscribe());
+        self.tasks.push(tokio::spawn(receive(rx, progress, stop)));
+    }
+
+    /// Waits until `expected` deliveries arrived or `limit` passed.
+    async fn drain(&self, expected: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.progress.delivered.load(Ordering::Acquire) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    async fn finish(self) -> anyhow::Result<Tally> {
+        self.stop.send_replace(true);
+        let mut total = Tally::default();
+        for task in self.tasks {
+            total.merge(task.await.context("a receiver panicked")?);
+        }
+        Ok(total)
+    }
+}
+
+/// Reads one connection until stopped: counts deliveries, records latency, checks that seqs and each sender's
+/// message numbers only go up (datagrams may be reordered; that is counted, not an error).
+async fn receive(mut rx: Rx, progress: Arc<Progress>, mut stop: watch::Receiver<bool>) -> Tally {
+    let mut tally = Tally::default();
+    let mut last_seq = 0;
+    let mut last_n: HashMap<u32, u64> = HashMap::new();
+    loop {
+        let received = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stop| *stop) => break,
+            received = rx.next() => received,
+        };
+        match received {
+            Ok(Some(Received { message: In::Push { seq, stamp }, datagram })) => {
+                let now = now_us();
+                tally.delivered += 1;
+                progress.delivered.fetch_add(1, Ordering::AcqRel);
+                progress.last_delivery_us.fetch_max(now, Ordering::AcqRel);
+                let Some(stamp) = stamp else {
+                    tally.error(format!("push seq {seq} without a readable stamp"));
+                    continue;
+                };
+                tally.latency(stamp.t, now);
+                let n_before = last_n.insert(stamp.s, stamp.n);
+                let in_order = seq > last_seq && n_before.is_none_or(|n| stamp.n > n);
+                if !in_order && datagram {
+                    tally.reordered += 1;
+                } else if !in_order {
+                    tally.error(format!("out of order: seq {seq} after {last_seq}, {stamp:?} after n {n_before:?}"));
+                }
+                last_seq = last_seq.max(seq);
+            }
+            Ok(Some(Received { message: In::StreamSize | In::Pong, .. })) => {}
+            Ok(Some(Received { message: In::Init { .. }, .. })) => tally.error("unexpected init"),
+            Ok(Some(Received { message: In::Error(message), .. })) => tally.error(format!("server error: {message}")),
+            Ok(None) => {
+                if !*stop.borrow() {
+                    tally.error("the server closed a connection");
+                }
+                break;
+            }
+            Err(error) => {
+                tally.error(format!("receive failed: {error:#}"));
+                break;
+            }
+        }
+    }
+    tally
+}
+
+/// Connects to `room` and subscribes to `key`, returning once the `init` arrived.
+async fn subscribe(connector: &Connector, room: &RoomInfo, key: &str) -> anyhow::Result<(Tx, Rx)> {
+    let (mut tx, mut rx) = connector.connect(room).await?;
+    tx.send(&Out::Get { key }).await?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, rx.next()).await.context("waiting for init")?? {
+        Some(Received { message: In::Init { .. }, .. }) => Ok((tx, rx)),
+        other => bail!("expected an init, got {:?}", other.map(|r| r.message)),
+    }
+}
+
+/// Subscribes one connection per room in `rooms` (a room may appear many times), `concurrency` at a time.
+async fn subscribe_all(
+    connector: &Connector,
+    rooms: &[&RoomInfo],
+    key: &str,
+    concurrency: usize,
+) -> anyhow::Result<Vec<(Tx, Rx)>> {
+    futures_util::stream::iter(rooms.iter().map(|room| subscribe(connector, room, key)))
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+/// Sends `make(n)` for n = 0, 1, … at `rate` per second until `duration` passed; returns how many went.
+async fn paced(
+    tx: &mut Tx,
+    rate: f64,
+    duration: Duration,
+    make: impl Fn(u64) -> Stamp,
+    kind: PushKind,
+    key: &str,
+) -> anyhow::Result<u64> {
+    let start = tokio::time::Instant::now();
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut n = 0u64;
+    loop {
+        let due = start + period.mul_f64(n as f64);
+        if due >= start + duration {
+            return Ok(n);
+        }
+        tokio::time::sleep_until(due).await;
+        tx.send(&Out::Push { key, stamp: make(n), kind }).await?;
+        n += 1;
+    }
+}
+
+/// The measured window: the server's and this process's counters at its start.
+struct Window {
+    pid: Option<u32>,
+    baseline: Option<Sample>,
+    server_start: Option<Sample>,
+    load_start: Sample,
+    start_us: u64,
+}
+
+impl Window {
+    /// `baseline`: the server's reading before this run opened anything.
+    fn start(pid: Option<u32>, baseline: Option<Sample>) -> anyhow::Result<Self> {
+        let server_start = pid.map(|pid| procstat::sample(Some(pid))).transpose()?;
+        Ok(Window {
+            pid,
+            baseline: baseline.or(server_start),
+            server_start,
+            load_start: procstat::sample(None)?,
+            start_us: now_us(),
+        })
+    }
+
+    fn report(self, options: &Options, run: Run) -> anyhow::Result<Report> {
+        let Run { params, connections, sent, expected, tally, progress, replay } = run;
+        let server = match (self.pid, self.baseline, self.server_start) {
+            (Some(pid), Some(baseline), Some(start)) => {
+                let end = procstat::sample(Some(pid))?;
+                let cpu_s = end.cpu_s - start.cpu_s;
+                let delta = end.rss_kb as i64 - baseline.rss_kb as i64;
+                let delivered = tally.delivered as f64;
+                Some(ServerUsage {
+                    pid,
+                    cpu_s,
+                    deliveries_per_cpu_s: (cpu_s > 0.0).then(|| delivered / cpu_s),
+                    cpu_us_per_delivery: (delivered > 0.0).then(|| cpu_s * 1e6 / delivered),
+                    rss_baseline_kb: baseline.rss_kb,
+                    rss_end_kb: end.rss_kb,
+                    rss_delta_kb: delta,
+                    kb_per_connection: delta as f64 / connections.max(1) as f64,
+                })
+            }
+            _ => None,
+        };
+        let load_cpu_s = procstat::sample(None)?.cpu_s - self.load_start.cpu_s;
+        let last = progress.last_delivery_us.load(Ordering::Acquire).max(self.start_us);
+        let window_s = ((last - self.start_us) as f64 / 1e6).max(1e-6);
+        Ok(Report {
+            scenario: scenario_name(&options.scenario).to_owned(),
+            transport: options.transport.name().to_owned(),
+            params,
+            connections,
+            window_s,
+            sent,
+            expected,
+            delivered: tally.delivered,
+            delivery_ratio: if expected == 0 { 1.0 } else { tally.delivered as f64 / expected as f64 },
+            deliveries_per_s: tally.delivered as f64 / window_s,
+            latency: Report::latency_of(&tally),
+            reordered_datagrams: tally.reordered,
+            errors: tally.errors,
+            error_samples: tally.error_samples,
+            replay,
+            server,
+            load_cpu_s,
+        })
+    }
+}
+
+/// What a scenario measured, before the window closes.
+struct Run {
+    params: String,
+    connections: usize,
+    sent: u64,
+    expected: u64,
+    tally: Tally,
+    progress: Arc<Progress>,
+    replay: Option<Replay>,
+}
+
+fn scenario_name(scenario: &Scenario) -> &'static str {
+    match scenario {
+        Scenario::Fanout(_) => "fanout",
+        Scenario::Rooms(_) => "rooms",
+        Scenario::Append(_) => "append",
+        Scenario::Idle(_) => "idle",
+    }
+}
+
+fn baseline(options: &Options) -> anyhow::Result<Option<Sample>> {
+    options.server_pid.map(|pid| procstat::sample(Some(pid))).transpose()
+}
+
+async fn close_all(txs: impl IntoIterator<Item = Tx>) {
+    futures_util::future::join_all(txs.into_iter().map(Tx::close)).await;
+}
+
+async fn fanout(options: &Options, mut connector: Connector, args: &FanoutArgs) -> anyhow::Result<Report> {
+    let baseline = baseline(options)?;
+    let room = connector.new_room().await?;
+    let rooms = vec![&room; args.subscribers];
+    let subscribers = subscribe_all(&connector, &rooms, FANOUT_KEY, options.connect_concurrency).await?;
+    let (mut publisher, publisher_rx) = connector.connect(&room).await?;
+    let mut receivers = Receivers::new();
+    let mut txs = Vec::new();
+    for (tx, rx) in subscribers {
+        receivers.spawn(rx);
+        txs.push(tx);
+    }
+    // The publisher does not subscribe: anything it receives would show up as an unexpected delivery.
+    receivers.spawn(publisher_rx);
+
+    let window = Window::start(options.server_pid, baseline)?;
+    let kind = if args.volatile { PushKind::Volatile } else { PushKind::Relay };
+    let sent = paced(&mut publisher, args.rate, options.duration(), |n| Stamp::now(0, n), kind, FANOUT_KEY).await?;
+    let expected = sent * args.subscribers as u64;
+    receivers.drain(expected, options.drain()).await;
+    let progress = receivers.progress.clone();
+    let tally = receivers.finish().await?;
+    let params = format!("{} subs, {} msg/s, {}", args.subscribers, args.rate, kind_name(kind));
+    let run = Run { params, connections: args.subscribers + 1, sent, expected, tally, progress, replay: None };
+    let report = window.report(options, run);
+    txs.push(publisher);
+    close_all(txs).await;
+    report
+}
+
+fn kind_name(kind: PushKind) -> &'static str {
+    match kind {
+        PushKind::Relay => "relay",
+        PushKind::Volatile => "volatile",
+        PushKind::Append => "append",
+    }
+}
+
+async fn rooms(options: &Options, mut connector: Connector, args: &RoomsArgs) -> anyhow::Result<Report> {
+    let baseline = baseline(options)?;
+    let mut infos = Vec::with_capacity(args.rooms);
+    for _ in 0..args.rooms {
+        infos.push(connector.new_room().await?);
+    }
+    let slots: Vec<&RoomInfo> = infos.iter().flat_map(|room| std::iter::repeat_n(room, args.clients)).collect();
+    let clients = subscribe_all(&connector, &slots, CURSOR_KEY, options.connect_concurrency).await?;
+    let mut receivers = Receivers::new();
+    let window = Window::start(options.server_pid, baseline)?;
+    let kind = if args.reliable { PushKind::Relay } else { PushKind::Volatile };
+    let duration = options.duration();
+    let period = 1.0 / args.hz.max(0.001);
+    let mut senders = Vec::new();
+    for (index, (mut tx, rx)) in clients.into_iter().enumerate() {
+        receivers.spawn(rx);
+        // Spread the clients' phases over one period so that they do not all send at the same instant.
+        let offset = Duration::from_secs_f64(period * ((index as f64 * 0.618_034) % 1.0));
+        let hz = args.hz;
+        senders.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            let sent =
+                paced(&mut tx, hz, duration.saturating_sub(offset), |n| Stamp::now(index as u32, n), kind, CURSOR_KEY)
+                    .await;
+            (tx, sent)
+        }));
+    }
+    let (mut sent, mut txs) = (0, Vec::new());
+    for sender in senders {
+        let (tx, result) = sender.await.context("a sender panicked")?;
+        sent += result?;
+        txs.push(tx);
+    }
+    // Every relay goes to every client of its room, the sender included (it subscribes).
+    let expected = sent * args.clients as u64;
+    receivers.drain(expected, options.drain()).await;
+    let progress = receivers.progress.clone();
+    let tally = receivers.finish().await?;
+    let params = format!("{} rooms × {} clients, {} Hz, {}", args.rooms, args.clients, args.hz, kind_name(kind));
+    let run = Run { params, connections: slots.len(), sent, expected, tally, progress, replay: None };
+    let report = window.report(options, run);
+    close_all(txs).await;
+    report
+}
+
+async fn append(options: &Options, mut connector: Connector, args: &AppendArgs) -> anyhow::Result<Report> {
+    let baseline = baseline(options)?;
+    let room = connector.new_room().await?;
+    let slots = vec![&room; args.writers.max(1)];
+    let writers = subscribe_all(&connector, &slots, LOG_KEY, options.connect_concurrency).await?;
+    let mut receivers = Receivers::new();
+    let window = Window::start(options.server_pid, baseline)?;
+    let (duration, rate) = (options.duration(), args.rate / slots.len() as f64);
+    let mut senders = Vec::new();
+    for (index, (mut tx, rx)) in writers.into_iter().enumerate() {
+        receivers.spawn(rx);
+        senders.push(tokio::spawn(async move {
+            let sent = paced(&mut tx, rate, duration, |n| Stamp::now(index as u32, n), PushKind::Append, LOG_KEY).await;
+            (tx, sent)
+        }));
+    }
+    let (mut sent_by, mut txs) = (Vec::new(), Vec::new());
+    for sender in senders {
+        let (tx, result) = sender.await.context("a writer panicked")?;
+        sent_by.push(result?);
+        txs.push(tx);
+    }
+    let sent: u64 = sent_by.iter().sum();
+    let expected = sent * slots.len() as u64;
+    receivers.drain(expected, options.drain()).await;
+    let progress = receivers.progress.clone();
+    let mut tally = receivers.finish().await?;
+
+    // Replay: a fresh connection reads the whole stream back.
+    let (replay_tx, mut replay_rx) = connector.connect(&room).await?;
+    let mut get_tx = replay_tx;
+    get_tx.send(&Out::Get { key: LOG_KEY }).await?;
+    let entries =
+        match tokio::time::timeout(CONNECT_TIMEOUT, replay_rx.next()).await.context("waiting for replay")?? {
+            Some(Received { message: In::Init { entries }, .. }) => entries,
+            other => bail!("expected the replay's init, got {:?}", other.map(|r| r.message)),
+        };
+    let problems = check_replay(&entries, &sent_by);
+    for problem in &problems {
+        tally.error(format!("replay: {problem}"));
+    }
+    let replay = Replay { entries: entries.len() as u64, ok: problems.is_empty() };
+    let params = format!("{} writers, {} appends/s", slots.len(), args.rate);
+    let run = Run { params, connections: slots.len() + 1, sent, expected, tally, progress, replay: Some(replay) };
+    let report = window.report(options, run);
+    txs.push(get_tx);
+    close_all(txs).await;
+    report
+}
+
+/// Checks a replayed stream against what each writer sent: every write exactly once, seqs ascending, and each
+/// writer's writes in the order it sent them.
+fn check_replay(entries: &[(u64, Option<Stamp>)], sent_by: &[u64]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let total: u64 = sent_by.iter().sum();
+    if entries.len() as u64 != total {
+        problems.push(format!("{} entries stored, {total} written", entries.len()));
+    }
+    let mut next_n = vec![0u64; sent_by.len()];
+    let mut last_seq = 0;
+    for (seq, stamp) in entries {
+        if *seq <= last_seq {
+            problems.push(format!("seq {seq} after {last_seq}"));
+        }
+        last_seq = *seq;
+        match stamp {
+            Some(stamp) if (stamp.s as usize) < next_n.len() && next_n[stamp.s as usize] == stamp.n => {
+                next_n[stamp.s as usize] += 1;
+            }
+            other => problems.push(format!("seq {seq}: unexpected entry {other:?}")),
+        }
+        if problems.len() >= 10 {
+            break;
+        }
+    }
+    problems
+}
+
+async fn idle(options: &Options, mut connector: Connector, args: &IdleArgs) -> anyhow::Result<Report> {
+    let baseline = baseline(options)?;
+    let per_room = args.per_room.max(1);
+    let mut infos = Vec::new();
+    for _ in 0..args.connections.div_ceil(per_room) {
+        infos.push(connector.new_room().await?);
+    }
+    let slots: Vec<&RoomInfo> = (0..args.connections).map(|i| &infos[i / per_room]).collect();
+    let clients = subscribe_all(&connector, &slots, IDLE_KEY, options.connect_concurrency).await?;
+    let mut receivers = Receivers::new();
+    let mut txs = Vec::new();
+    for (tx, rx) in clients {
+        receivers.spawn(rx);
+        txs.push(tx);
+    }
+    let window = Window::start(options.server_pid, baseline)?;
+    tokio::time::sleep(options.duration()).await;
+    // One reliable relay per room, from its first connection, proves every connection is still live.
+    let mut sent = 0;
+    for (room, first) in (0..infos.len()).map(|r| (r, r * per_room)) {
+        txs[first].send(&Out::Push { key: IDLE_KEY, stamp: Stamp::now(room as u32, 0), kind: PushKind::Relay }).await?;
+        sent += 1;
+    }
+    let expected = args.connections as u64;
+    receivers.drain(expected, options.drain()).await;
+    let progress = receivers.progress.clone();
+    let tally = receivers.finish().await?;
+    let params = format!("{} connections, {} per room", args.connections, per_room);
+    let run = Run { params, connections: args.connections, sent, expected, tally, progress, replay: None };
+    let report = window.report(options, run);
+    close_all(txs).await;
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_replay;
+    use crate::wire::Stamp;
+
+    fn entry(seq: u64, s: u32, n: u64) -> (u64, Option<Stamp>) {
+        (seq, Some(Stamp { t: 0, s, n }))
+    }
+
+    #[test]
+    fn replay_check_finds_lost_doubled_and_reordered_writes() {
+        let good = [entry(1, 0, 0), entry(2, 1, 0), entry(3, 0, 1)];
+        assert!(check_replay(&good, &[2, 1]).is_empty());
+        assert!(!check_replay(&good[..2], &[2, 1]).is_empty(), "a lost write");
+        let doubled = [entry(1, 0, 0), entry(2, 0, 0), entry(3, 1, 0)];
+        assert!(!check_replay(&doubled, &[2, 1]).is_empty(), "a doubled write");
+        let reordered = [entry(1, 0, 1), entry(2, 0, 0), entry(3, 1, 0)];
+        assert!(!check_replay(&reordered, &[2, 1]).is_empty(), "a writer's writes out of order");
+        let seqs = [entry(2, 0, 0), entry(1, 1, 0), entry(3, 0, 1)];
+        assert!(!check_replay(&seqs, &[2, 1]).is_empty(), "seqs not ascending");
+    }
+}
