@@ -157,7 +157,15 @@ test('webtransport: control stream, datagrams for small volatile relays, stale v
   const db = new DbConnection()
   open.push(db)
   stored.push({ value: { bytes: new Uint8Array([1, 2]) }, seq: 1 }, { value: 'two', seq: 2 })
-  await db.connect({ room, ...FAST, WebTransport: fake.FakeWebTransport })
+  // Explicit URL options rather than `room`: with a room, a reconnection re-reads it from the (real) server,
+  // which offers no WebTransport here.
+  await db.connect({
+    url: room.socket_url,
+    webtransportUrl: room.webtransport_url,
+    certificateHashes: room.certificate_hashes,
+    ...FAST,
+    WebTransport: fake.FakeWebTransport,
+  })
   assert.equal(db.status.transport, 'webtransport')
   const s1 = fake.sessions[0]
   const got = collector()
@@ -219,4 +227,22 @@ test('webtransport: control stream, datagrams for small volatile relays, stale v
   // disconnect() says goodbye on the control stream.
   db.disconnect()
   await eventually(() => assert.deepEqual(s2.received.at(-1), { type: 'goodbye' }), { what: 'goodbye' })
+})
+
+test('auto: on reconnection the room is read again, and its WebTransport details follow the server', async () => {
+  const room = await wtRoom() // advertises WebTransport; the real server does not offer it
+  const fake = fakeWebTransport('ok', (session, m) => {
+    if (m.type === 'get') session.send({ type: 'init', key: m.key, data: [], epoch: 'e' })
+  })
+  const db = new DbConnection()
+  open.push(db)
+  await db.connect({ room, ...FAST, WebTransport: fake.FakeWebTransport })
+  assert.equal(db.status.transport, 'webtransport')
+  fake.sessions[0].kill()
+  // GET /room/ID on the real server has no webtransport_url: the reconnection goes straight to WebSocket.
+  await waitFor(() => db.status.connected && db.status.transport === 'websocket', {
+    what: 'reconnected through WebSocket',
+  })
+  assert.equal(fake.sessions.length, 1, 'no new WebTransport attempt')
+  db.disconnect()
 })
