@@ -87,7 +87,12 @@ enum End {
 pub(super) async fn run(incoming: quinn::Incoming, context: Arc<SessionContext>) {
     let started = Instant::now();
     let remote = incoming.remote_address();
-    match establish(incoming, &context).await {
+    // A session still being set up when the server stops is dropped at once rather than holding shutdown up.
+    let established = tokio::select! {
+        established = establish(incoming, &context) => established,
+        _ = context.shutdown.cancelled() => return,
+    };
+    match established {
         Ok(established) => {
             let room = established.target.room.clone();
             debug!(%remote, %room, setup_ms = started.elapsed().as_secs_f64() * 1e3, "session up");
