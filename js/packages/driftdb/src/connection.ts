@@ -322,6 +322,8 @@ export class DbConnection {
     t.onclose = () => {
       if (this.connection !== t) return
       this.connection = null
+      // A ping in flight on the lost connection will not be answered: let the next test start afresh.
+      this.activeLatencyTest = null
       this.stopKeepalive()
       this.setStatus(false)
       if (!this.closed && session === this.session) this.scheduleReconnect(session)

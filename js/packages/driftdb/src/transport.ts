@@ -231,6 +231,7 @@ export function openWebTransport(
 ): Opening {
   let wt: WebTransportLike | null = null
   let cancelled = false
+  let opened = false
   let rejectFn: (e: Error) => void = () => {}
   const promise = new Promise<Transport>((resolve, reject) => {
     rejectFn = reject
@@ -262,6 +263,7 @@ export function openWebTransport(
     start().then(
       (t) => {
         clearTimeout(timer)
+        opened = true
         if (cancelled) {
           t.close()
           return
@@ -282,8 +284,17 @@ export function openWebTransport(
   return {
     promise,
     cancel() {
+      if (cancelled) return
       cancelled = true
       rejectFn(new Error('cancelled'))
+      if (!opened) {
+        // Abandon the handshake now rather than at its timeout.
+        try {
+          wt?.close()
+        } catch {
+          // ignore
+        }
+      }
     },
   }
 }
