@@ -16,6 +16,7 @@ export * as postcard from './postcard.js'
 export { MAX_DATAGRAM_BYTES, certificateHashOptions } from './transport.js'
 export type {
   Transport,
+  TransportStats,
   CertificateHash,
   WebSocketConstructor,
   WebSocketLike,

@@ -9,11 +9,22 @@ import type { MessageFromDb, MessageToDb, TransportKind } from './types.js'
 /** An open transport. `onclose` fires once, whoever closed it. */
 export interface Transport {
   readonly kind: TransportKind
+  /** Message counts by path (datagrams only on WebTransport). */
+  readonly stats: TransportStats
   send(message: MessageToDb): void
   close(): void
   onmessage: ((message: MessageFromDb) => void) | null
   onclose: ((reason: string) => void) | null
 }
+
+export interface TransportStats {
+  sent: number
+  received: number
+  datagramsSent: number
+  datagramsReceived: number
+}
+
+const newStats = (): TransportStats => ({ sent: 0, received: 0, datagramsSent: 0, datagramsReceived: 0 })
 
 /** An attempt to open a transport, which can be abandoned. */
 export interface Opening {
@@ -97,6 +108,7 @@ export function openWebSocket(url: string, cbor: boolean, Ctor: WebSocketConstru
 
 class WebSocketTransport implements Transport {
   readonly kind = 'websocket' as const
+  readonly stats = newStats()
   onmessage: ((message: MessageFromDb) => void) | null = null
   onclose: ((reason: string) => void) | null = null
   private closed = false
@@ -121,6 +133,7 @@ class WebSocketTransport implements Transport {
       } catch {
         return
       }
+      this.stats.received++
       this.onmessage?.(message)
     }
     socket.onclose = (ev) => {
@@ -146,6 +159,7 @@ class WebSocketTransport implements Transport {
   send(message: MessageToDb): void {
     if (this.closed || this.socket.readyState !== WS_OPEN) throw new Error('WebSocket is not open')
     this.socket.send(this.cbor ? encodeCbor(message) : JSON.stringify(message))
+    this.stats.sent++
   }
 
   close(): void {
@@ -301,6 +315,7 @@ export function openWebTransport(
 
 class WebTransportTransport implements Transport {
   readonly kind = 'webtransport' as const
+  readonly stats = newStats()
   onmessage: ((message: MessageFromDb) => void) | null = null
   onclose: ((reason: string) => void) | null = null
   private closed = false
@@ -329,13 +344,15 @@ class WebTransportTransport implements Transport {
     )
   }
 
-  private deliver(bytes: Uint8Array) {
+  private deliver(bytes: Uint8Array, datagram: boolean) {
     let message: MessageFromDb
     try {
       message = decodeServer(bytes, cborValues)
     } catch {
       return
     }
+    if (datagram) this.stats.datagramsReceived++
+    else this.stats.received++
     this.onmessage?.(message)
   }
 
@@ -345,7 +362,7 @@ class WebTransportTransport implements Transport {
       for (;;) {
         const { done, value } = await reader.read()
         if (done) break
-        if (value) for (const f of frames.push(value)) this.deliver(f)
+        if (value) for (const f of frames.push(value)) this.deliver(f, false)
       }
       this.finish('control stream ended')
     } catch (e) {
@@ -358,7 +375,7 @@ class WebTransportTransport implements Transport {
       for (;;) {
         const { done, value } = await reader.read()
         if (done) return
-        if (value) this.deliver(value)
+        if (value) this.deliver(value, true)
       }
     } catch {
       // the session is closing
@@ -380,8 +397,10 @@ class WebTransportTransport implements Transport {
       bytes.length <= this.maxDatagram()
     ) {
       this.datagramWriter.write(bytes).catch(() => {})
+      this.stats.datagramsSent++
       return
     }
+    this.stats.sent++
     this.writer.write(frame(bytes)).catch((e: unknown) => this.finish(`control stream write failed: ${String(e)}`))
   }
 

@@ -182,6 +182,11 @@ test('WebTransport pages and a WebSocket page share state, reducer, presence and
         assert.equal(s.bigLength, 3000)
       }
     })
+    // They travelled as datagrams both ways on WebTransport (the big one on the control stream).
+    const sentByA = (await snap(a)).stats.datagramsSent
+    assert.ok(sentByA >= 20, `A sent ${sentByA} datagrams (20 cursors plus presence heartbeats)`)
+    assert.ok((await snap(b)).stats.datagramsReceived > 0, 'the server sent volatile relays to B as datagrams')
+    assert.equal((await snap(c)).stats.datagramsReceived, 0)
     await c.evaluate(() =>
       window.app.db.send({ type: 'push', key: 'cursor', value: { x: 100 }, action: { type: 'relay' }, volatile: true }),
     )

@@ -67,5 +67,6 @@ window.appSnapshot = () => {
     resets: a.resets,
     transports: a.transports,
     pending: a.reducer.pending.length,
+    stats: a.db.connection ? { ...a.db.connection.stats } : null,
   }
 }
