@@ -31,7 +31,19 @@ export default tseslint.config(
   },
   {
     // Page scripts, and test code whose callbacks run inside the page (page.evaluate).
-    files: ['packages/**/test/browser/**/*.js', 'packages/**/test/browser*.test.mjs'],
-    languageOptions: { globals: { ...globals.browser, ...globals.node } },
+    files: ['packages/**/test/browser/**/*.{js,jsx}', 'packages/**/test/browser*.test.mjs'],
+    plugins: { 'react-hooks': reactHooks },
+    languageOptions: {
+      globals: { ...globals.browser, ...globals.node },
+      parserOptions: { ecmaFeatures: { jsx: true } },
+    },
+    rules: { ...reactHooks.configs.recommended.rules },
+  },
+  {
+    // typescript-eslint's scope analysis sees identifiers used in JSX.
+    files: ['packages/**/*.jsx'],
+    languageOptions: { parser: tseslint.parser },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    rules: { 'no-unused-vars': 'off', '@typescript-eslint/no-unused-vars': 'error' },
   },
 )
