@@ -193,6 +193,22 @@ test('WebTransport pages and a WebSocket page share state, reducer, presence and
     await until('volatile value from the WebSocket page', async () => {
       for (const p of [a, b]) assert.deepEqual((await snap(p)).cursor, { x: 100 })
     })
+    // Unsubscribe over WebTransport: the server stops sending the key.
+    await a.evaluate(() => window.watchKey('u'))
+    await sleep(100)
+    await c.evaluate(() => window.app.db.send({ type: 'push', key: 'u', value: 1, action: { type: 'append' } }))
+    await until('u at A', async () => assert.deepEqual(await a.evaluate(() => window.keyValues('u')), [1]))
+    await a.evaluate(() => window.unwatchKey('u'))
+    const wireBefore = await a.evaluate(() => window.wireFor('u'))
+    await sleep(100)
+    await c.evaluate(() => {
+      window.app.db.send({ type: 'push', key: 'u', value: 2, action: { type: 'append' } })
+      window.app.db.send({ type: 'push', key: 'u', value: 3, action: { type: 'relay' }, volatile: true })
+    })
+    // A round trip on A's control stream after C's pushes reached the server.
+    await sleep(200)
+    assert.ok((await a.evaluate(() => window.app.db.testLatency())) >= 0)
+    assert.equal(await a.evaluate(() => window.wireFor('u')), wireBefore, 'nothing for u after unsubscribe')
     // B leaves: the others see it go.
     await b.close()
     await until('B gone', async () => {

@@ -24,6 +24,8 @@ window.startApp = async (room, { name, transport }) => {
     if (s.connected) app.transports.push(s.transport)
   })
   db.resetListener.addListener(() => app.resets++)
+  app.wire = []
+  db.messageListener.addListener((m) => app.wire.push({ type: m.type, key: m.key, nonce: m.nonce }))
   const t0 = performance.now()
   await db.connect({ room, transport, backoff: { initialMs: 100, maxMs: 1_000 }, connectTimeoutMs: 3_000 })
   app.connectMs = performance.now() - t0
@@ -52,6 +54,19 @@ window.startApp = async (room, { name, transport }) => {
   db.subscribe('log', (e) => app.log.push(e.value))
   return db.status
 }
+
+/** Subscribes to `key`, collecting its values in `app.keys[key]`; returns an unsubscribe function name. */
+window.watchKey = (key) => {
+  const app = window.app
+  app.keys ??= {}
+  app.keys[key] = []
+  app.watchers ??= {}
+  app.watchers[key] = (e) => app.keys[key].push(e.value)
+  app.db.subscribe(key, app.watchers[key])
+}
+window.unwatchKey = (key) => window.app.db.unsubscribe(key, window.app.watchers[key])
+window.keyValues = (key) => window.app.keys[key]
+window.wireFor = (key) => window.app.wire.filter((m) => m.key === key).length
 
 window.appSnapshot = () => {
   const a = window.app
