@@ -16,6 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::close::CloseReason;
+use crate::engine::Rooms;
 use crate::protocol::ClientMessage;
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -116,6 +117,7 @@ struct CloseLabels {
 pub struct Metrics {
     registry: Registry,
     rooms: Gauge,
+    rooms_allocated: Gauge,
     connections: Family<TransportLabels, Gauge>,
     messages_in: Family<MessageLabels, Counter>,
     messages_out: Family<TransportLabels, Counter>,
@@ -138,6 +140,7 @@ impl Metrics {
         let mut metrics = Metrics {
             registry: Registry::with_prefix("driftdb"),
             rooms: Gauge::default(),
+            rooms_allocated: Gauge::default(),
             connections: Family::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
@@ -150,6 +153,11 @@ impl Metrics {
         };
         let r = &mut metrics.registry;
         r.register("rooms", "Live rooms", metrics.rooms.clone());
+        r.register(
+            "rooms_allocated",
+            "Room objects in memory; above driftdb_rooms for long means leaked rooms",
+            metrics.rooms_allocated.clone(),
+        );
         r.register("connections", "Open connections by transport", metrics.connections.clone());
         r.register("messages_received", "Client messages received by kind", metrics.messages_in.clone());
         r.register("messages_sent", "Server messages written to clients", metrics.messages_out.clone());
@@ -204,9 +212,10 @@ impl Metrics {
         self.datagram_bytes.observe(bytes as f64);
     }
 
-    /// The OpenMetrics text exposition, with the room gauge refreshed.
-    pub fn render(&self, rooms: usize) -> String {
-        self.rooms.set(rooms as i64);
+    /// The OpenMetrics text exposition, with the room gauges refreshed.
+    pub fn render(&self, rooms: &Rooms) -> String {
+        self.rooms.set(rooms.len() as i64);
+        self.rooms_allocated.set(rooms.allocated_rooms() as i64);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
@@ -261,14 +270,17 @@ mod tests {
         conn.received(MessageKind::Push, 10);
         conn.sent_batch(3, 100, 2);
         metrics.closed(CloseReason::SlowConsumer);
-        let text = metrics.render(5);
-        assert!(text.contains("driftdb_rooms 5"), "{text}");
+        let rooms = Rooms::default();
+        rooms.create().unwrap();
+        let text = metrics.render(&rooms);
+        assert!(text.contains("driftdb_rooms 1"), "{text}");
+        assert!(text.contains("driftdb_rooms_allocated 1"), "{text}");
         assert!(text.contains(r#"driftdb_connections{transport="websocket"} 1"#), "{text}");
         assert!(text.contains(r#"driftdb_messages_received_total{transport="websocket",kind="push"} 1"#), "{text}");
         assert!(text.contains(r#"driftdb_messages_sent_total{transport="websocket"} 3"#), "{text}");
         assert!(text.contains("driftdb_volatile_dropped_total 2"), "{text}");
         assert!(text.contains(r#"driftdb_closes_total{reason="slow_consumer",code="4001"} 1"#), "{text}");
         drop(conn);
-        assert!(metrics.render(0).contains(r#"driftdb_connections{transport="websocket"} 0"#));
+        assert!(metrics.render(&rooms).contains(r#"driftdb_connections{transport="websocket"} 0"#));
     }
 }

@@ -10,11 +10,12 @@ mod room_id;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use limits::Limits;
 pub use outbox::Outbox;
+use room::Census;
 pub use room::{ConnId, Connection, EngineError, Room};
 pub use room_id::{InvalidRoomId, MAX_ROOM_ID_LEN, RoomId};
 
@@ -28,7 +29,7 @@ use crate::protocol::{ClientMessage, ServerMessage};
 pub struct Rooms {
     rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
     limits: Arc<Limits>,
-    connections: Arc<AtomicUsize>,
+    census: Arc<Census>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,7 +46,7 @@ impl Default for Rooms {
 
 impl Rooms {
     pub fn new(limits: Limits) -> Self {
-        Rooms { rooms: Mutex::default(), limits: Arc::new(limits), connections: Arc::default() }
+        Rooms { rooms: Mutex::default(), limits: Arc::new(limits), census: Arc::default() }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -60,21 +61,21 @@ impl Rooms {
     /// The room with this id, created (with a new epoch) if it does not exist: a shared room URL keeps working
     /// after a server restart, and the new epoch tells reconnecting clients their history is gone.
     pub fn get_or_create(&self, id: &RoomId) -> Result<Arc<Room>, TooManyRooms> {
-        Self::find_or_create(&mut self.lock(), id, &self.limits, &self.connections)
+        Self::find_or_create(&mut self.lock(), id, &self.limits, &self.census)
     }
 
     /// Attaches a connection to the room `id` (created if needed).
     pub fn connect(&self, id: &RoomId, outbox: Arc<Outbox>, debug: bool) -> Result<Connection, CloseReason> {
         let mut rooms = self.lock();
-        let room = Self::find_or_create(&mut rooms, id, &self.limits, &self.connections)
-            .map_err(|_| CloseReason::TooManyRooms)?;
+        let room =
+            Self::find_or_create(&mut rooms, id, &self.limits, &self.census).map_err(|_| CloseReason::TooManyRooms)?;
         room.connect(outbox, debug)
     }
 
     /// Handles one message sent over HTTP to the room `id` (created if needed).
     pub fn handle_http(&self, id: &RoomId, message: ClientMessage) -> Result<Option<ServerMessage>, HttpSendError> {
         let mut rooms = self.lock();
-        let room = Self::find_or_create(&mut rooms, id, &self.limits, &self.connections)?;
+        let room = Self::find_or_create(&mut rooms, id, &self.limits, &self.census)?;
         Ok(room.handle_http(message)?)
     }
 
@@ -94,7 +95,13 @@ impl Rooms {
 
     /// Live connections across all rooms.
     pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::Acquire)
+        self.census.connections.load(Ordering::Acquire)
+    }
+
+    /// Room objects still in memory, including any no longer in the registry (there should be none once their
+    /// last connection has gone): the soak test watches this for leaks.
+    pub fn allocated_rooms(&self) -> usize {
+        self.census.allocated_rooms.load(Ordering::Acquire)
     }
 
     /// Removes rooms with no connection and no write for the configured TTL; returns how many went.
@@ -113,7 +120,7 @@ impl Rooms {
         rooms: &mut HashMap<RoomId, Arc<Room>>,
         id: &RoomId,
         limits: &Arc<Limits>,
-        connections: &Arc<AtomicUsize>,
+        census: &Arc<Census>,
     ) -> Result<Arc<Room>, TooManyRooms> {
         if let Some(room) = rooms.get(id) {
             return Ok(room.clone());
@@ -121,7 +128,7 @@ impl Rooms {
         if rooms.len() >= limits.max_rooms {
             return Err(TooManyRooms { max: limits.max_rooms });
         }
-        let room = Arc::new(Room::new(id.clone(), limits.clone(), connections.clone()));
+        let room = Arc::new(Room::new(id.clone(), limits.clone(), census.clone()));
         rooms.insert(id.clone(), room.clone());
         Ok(room)
     }

@@ -16,6 +16,21 @@ use super::room_id::{RoomId, random_u128};
 use crate::close::CloseReason;
 use crate::protocol::{Action, ClientMessage, Entry, Key, Outgoing, Replay, ServerMessage, Value};
 
+/// Server-wide counts kept by the rooms themselves, so they stay right however a room or connection goes away.
+#[derive(Default)]
+pub(crate) struct Census {
+    /// Live connections across every room.
+    pub(crate) connections: AtomicUsize,
+    /// Room objects still in memory, in the registry or not: after expiry this must fall back, or rooms leak.
+    pub(crate) allocated_rooms: AtomicUsize,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.census.allocated_rooms.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Identifies a connection within its room.
 pub type ConnId = u64;
 
@@ -36,8 +51,8 @@ pub struct Room {
     id: RoomId,
     epoch: Arc<str>,
     limits: Arc<Limits>,
-    /// Connections across every room, shared with the registry.
-    server_connections: Arc<AtomicUsize>,
+    /// Server-wide counts, shared with the registry.
+    census: Arc<Census>,
     state: Mutex<RoomState>,
 }
 
@@ -66,7 +81,8 @@ struct ConnState {
 }
 
 impl Room {
-    pub(crate) fn new(id: RoomId, limits: Arc<Limits>, server_connections: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(id: RoomId, limits: Arc<Limits>, census: Arc<Census>) -> Self {
+        census.allocated_rooms.fetch_add(1, Ordering::AcqRel);
         // 64 random bits: a room created anew (e.g. after a restart) never shares an epoch with its predecessor.
         let epoch = format!("{:016x}", random_u128() as u64);
         let state = RoomState {
@@ -78,7 +94,7 @@ impl Room {
             debug: HashMap::new(),
             next_conn: 0,
         };
-        Room { id, epoch: epoch.into(), limits, server_connections, state: Mutex::new(state) }
+        Room { id, epoch: epoch.into(), limits, census, state: Mutex::new(state) }
     }
 
     pub fn id(&self) -> &RoomId {
@@ -120,7 +136,8 @@ impl Room {
         }
         let max_total = self.limits.max_connections;
         let reserved = self
-            .server_connections
+            .census
+            .connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_total).then_some(n + 1));
         if reserved.is_err() {
             return Err(CloseReason::ServerFull);
@@ -419,6 +436,6 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.room.lock().disconnect(self.id);
-        self.room.server_connections.fetch_sub(1, Ordering::AcqRel);
+        self.room.census.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -406,6 +406,7 @@ fn idle_rooms_expire_and_busy_ones_stay() {
     rooms.create().unwrap();
     assert_eq!(rooms.expire_idle(), 1);
     assert!(rooms.get(&busy).is_some());
+    assert_eq!(rooms.allocated_rooms(), 1, "the expired room's memory is freed");
     let kept = limited(|_| {});
     kept.create().unwrap();
     assert_eq!(kept.expire_idle(), 0, "the default TTL is a day");

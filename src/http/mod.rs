@@ -60,5 +60,5 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(axum::http::header::CONTENT_TYPE, content_type)], state.metrics.render(state.rooms.len()))
+    ([(axum::http::header::CONTENT_TYPE, content_type)], state.metrics.render(&state.rooms))
 }
