@@ -39,7 +39,8 @@ pub struct ServerConfig {
     #[arg(long)]
     pub trust_proxy: bool,
 
-    /// Directory of static files (the demos) served at `/`.
+    /// Directory of static files served at `/`. Defaults to the built demos (`js/demos/dist`, looked up from the
+    /// working directory, then next to the binary's checkout) when they exist.
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
 
@@ -160,7 +161,24 @@ impl LimitsConfig {
     }
 }
 
+/// Where the demos are built to, relative to the repository.
+const DEMOS_DIST: &str = "js/demos/dist";
+
 impl ServerConfig {
+    /// The directory served at `/`: `--static-dir`, else the built demos if they exist.
+    pub fn resolved_static_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.static_dir {
+            return Some(dir.clone());
+        }
+        // `cargo run` starts in the checkout; `target/{debug,release}/driftdb` is three levels below it.
+        let from_binary =
+            std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(DEMOS_DIST)));
+        [Some(PathBuf::from(DEMOS_DIST)), from_binary]
+            .into_iter()
+            .flatten()
+            .find(|dir| dir.join("index.html").is_file())
+    }
+
     /// Whether the WebTransport listener runs.
     pub fn webtransport_enabled(&self) -> bool {
         !self.no_webtransport

@@ -41,7 +41,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any);
     let body_limit = DefaultBodyLimit::max(state.config.max_message_bytes);
-    let static_dir = state.config.static_dir.clone();
+    let static_dir = state.config.resolved_static_dir();
     let router = Router::new()
         .route("/new", post(rooms::new_room))
         .route("/room/{id}", get(rooms::room_info))
@@ -53,7 +53,10 @@ pub fn router(state: AppState) -> Router {
         .layer(cors)
         .with_state(state);
     match static_dir {
-        Some(dir) => router.fallback_service(ServeDir::new(dir)),
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), "serving static files at /");
+            router.fallback_service(ServeDir::new(dir))
+        }
         None => router,
     }
 }
