@@ -54,15 +54,21 @@ export interface ConnectOptions {
 
 /** Per-subscription callbacks beyond the reference API. */
 export interface SubscribeHooks {
-  /** The room's history changed under the key (new epoch): local state must be dropped; a replay from 0 follows. */
-  onReset?: () => void
+  /**
+   * The key's history changed under it: a new epoch (the server lost the room's history), or `connect()` to another
+   * room (`roomChanged`). Local state must be dropped; a replay from 0 follows.
+   */
+  onReset?: (event: ResetEvent) => void
   /** An `init` for the key was delivered (after the initial subscription and after each resubscription). */
   onInit?: () => void
 }
 
 export interface ResetEvent {
   key: Key
+  /** The new epoch ('' when unknown yet, after a room change). */
   epoch: string
+  /** True when the reset comes from connecting to another room. */
+  roomChanged: boolean
 }
 
 type Listener = (event: SequenceValue) => void
@@ -459,8 +465,9 @@ export class DbConnection {
     ks.epoch = epoch === '' ? undefined : epoch
     ks.lastSeq = 0
     ks.lastVolatileSeq = 0
-    this.resetListener.dispatch({ key, epoch })
-    for (const l of this.subscriptions.listeners(key)) ks.hooks.get(l)?.onReset?.()
+    const event: ResetEvent = { key, epoch, roomChanged: epoch === '' }
+    this.resetListener.dispatch(event)
+    for (const l of this.subscriptions.listeners(key)) ks.hooks.get(l)?.onReset?.(event)
   }
 
   private sendGet(key: Key, ks: KeyState, seq: number) {

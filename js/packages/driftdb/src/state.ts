@@ -1,4 +1,4 @@
-import type { DbConnection } from './connection.js'
+import type { DbConnection, ResetEvent } from './connection.js'
 import type { SequenceValue } from './types.js'
 
 /** The value shape other DriftDB clients interoperate with: `{v: state, i: instance}`. */
@@ -22,8 +22,18 @@ export class StateListener<T> {
   callback: (value: T) => void
   db: DbConnection
   key: string
+  /** Re-send the current value when the server lost the room's history (epoch change) and holds none. */
+  republishOnReset: boolean
+  private resetPending = false
+  private receivedSinceReset = false
 
-  constructor(opts: { callback: (value: T) => void; db: DbConnection; key: string; debounceMillis?: number }) {
+  constructor(opts: {
+    callback: (value: T) => void
+    db: DbConnection
+    key: string
+    debounceMillis?: number
+    republishOnReset?: boolean
+  }) {
     this.callback = opts.callback
     this.db = opts.db
     this.key = opts.key
@@ -31,9 +41,13 @@ export class StateListener<T> {
     this.sendUpdate = this.sendUpdate.bind(this)
     this.randId = Math.random().toString(36).substring(7)
     this.debounceMillis = opts.debounceMillis ?? 20
+    this.republishOnReset = opts.republishOnReset ?? true
+    this.onReset = this.onReset.bind(this)
+    this.onInit = this.onInit.bind(this)
     this.handler = (value: SequenceValue) => {
       const wv = value.value as WrappedState<T> | null
       if (wv === null || typeof wv !== 'object') return
+      this.receivedSinceReset = true
       if (wv.i !== this.randId) {
         this.state = wv.v
         this.callback(wv.v)
@@ -42,7 +56,24 @@ export class StateListener<T> {
   }
 
   subscribe(): void {
-    this.db.subscribe(this.key, this.handler)
+    this.db.subscribe(this.key, this.handler, undefined, { onReset: this.onReset, onInit: this.onInit })
+  }
+
+  /** The server's history was reset (e.g. it restarted): a replay of the new history follows. */
+  onReset(event?: ResetEvent): void {
+    // Another room's value must not be carried over; a restarted server's room gets ours back.
+    this.resetPending = event?.roomChanged !== true
+    this.receivedSinceReset = false
+  }
+
+  /** After the replay that follows a reset: if the key is empty there, restore our value so nothing is lost. */
+  onInit(): void {
+    if (!this.resetPending) return
+    this.resetPending = false
+    if (this.republishOnReset && !this.receivedSinceReset && this.state !== null) {
+      this.lastValue = this.state
+      this.sendUpdate()
+    }
   }
 
   destroy(): void {

@@ -265,6 +265,7 @@ test('after the server is killed and restarted, every page reconnects and conver
     await c.evaluate((r) => window.startApp(r, { name: 'C', transport: 'websocket' }), room)
     const append = (p, value) =>
       p.evaluate((v) => window.app.db.send({ type: 'push', key: 'log', value: v, action: { type: 'append' } }), value)
+    await a.evaluate(() => window.app.stateListener.setStateOptimistic({ shared: 'before the crash' }))
     await append(a, 'a-before')
     await append(c, 'c-before')
     await until('logs before', async () => {
@@ -298,6 +299,7 @@ test('after the server is killed and restarted, every page reconnects and conver
         assert.ok(x.resets >= 1, 'the new epoch was noticed')
         assert.deepEqual(x.log.slice(2).sort(), ['a-offline', 'c-offline'])
         assert.deepEqual(x.reduced, s[0].reduced)
+        assert.deepEqual(x.state, { shared: 'before the crash' })
         assert.equal(x.pending, 0)
       }
       assert.deepEqual([...s[0].reduced].sort(), ['A-offline', 'C-offline'])
@@ -310,6 +312,7 @@ test('after the server is killed and restarted, every page reconnects and conver
     assert.equal(statusD.transport, 'webtransport')
     await until('late page', async () => {
       const s = await snap(d)
+      assert.deepEqual(s.state, { shared: 'before the crash' }, 'shared state restored by the pages')
       assert.deepEqual([...s.log].sort(), ['a-offline', 'c-offline'])
       assert.deepEqual(s.reduced, (await snap(a)).reduced)
     })

@@ -292,6 +292,9 @@ test('DbConnection: server restart (new epoch) resets keys, replays from 0, keep
     a.resetListener.addListener((e) => resets.push(e))
     const hookResets = collector()
     a.subscribe('k', got, undefined, { onReset: () => hookResets({}) })
+    const sa = new StateListener({ key: 'state', db: a, callback: () => {} })
+    sa.subscribe()
+    sa.setStateOptimistic({ kept: true })
     for (let i = 1; i <= 5; i++) a.send({ type: 'push', key: 'k', value: `old${i}`, action: { type: 'append' } })
     await eventually(() => assert.equal(got.values.length, 5), { what: 'old values' })
     await first.stop()
@@ -300,8 +303,10 @@ test('DbConnection: server restart (new epoch) resets keys, replays from 0, keep
     second = await startServer()
     proxy.setTarget(second.port)
     await waitFor(() => a.status.connected, { what: 'reconnect to the new server', timeout: 5_000 })
-    await eventually(() => assert.equal(resets.length, 1), { what: 'reset event' })
-    assert.equal(resets[0].key, 'k')
+    await eventually(() => assert.deepEqual(resets.map((e) => e.key).sort(), ['k', 'state']), {
+      what: 'a reset event per key',
+    })
+    assert.equal(resets[0].roomChanged, false)
     assert.equal(hookResets.values.length, 1)
     // The offline write reached the new server, and the key replays from 0 of the new history.
     const http = new HttpConnection(`${proxy.url}/room/${room.room}/send`)
@@ -311,6 +316,13 @@ test('DbConnection: server restart (new epoch) resets keys, replays from 0, keep
       ['offline'],
     )
     const b = await connect({ ...room, socket_url: room.socket_url.replace(/:\d+\//, `:${second.port}/`) })
+    // Shared state survives: the client restores its value into the new, empty history.
+    const seenB = collector()
+    const sb = new StateListener({ key: 'state', db: b, callback: seenB })
+    sb.subscribe()
+    await eventually(() => assert.deepEqual(seenB.values.at(-1), { kept: true }), { what: 'state restored' })
+    sa.destroy()
+    sb.destroy()
     b.send({ type: 'push', key: 'k', value: 'new', action: { type: 'append' } })
     await eventually(
       () => {

@@ -1,7 +1,7 @@
 // Unit tests without a server: backoff, reducer rebase, presence expiry, URL building, offline queue.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { backoffDelay, DbConnection, PresenceListener, Reducer, socketUrl } from './helpers.mjs'
+import { backoffDelay, DbConnection, PresenceListener, Reducer, StateListener, socketUrl } from './helpers.mjs'
 
 test('backoff grows exponentially, is capped, and jitters within bounds', () => {
   const opts = { initialMs: 100, maxMs: 5_000, factor: 2, jitter: 0.5 }
@@ -232,4 +232,34 @@ test('roomInfoUrl derives GET /room/ID from the socket URL', async () => {
   assert.equal(roomInfoUrl('ws://127.0.0.1:8080/room/abc/connect?cbor=true'), 'http://127.0.0.1:8080/room/abc')
   assert.equal(roomInfoUrl('wss://db.example.com/room/abc/connect'), 'https://db.example.com/room/abc')
   assert.equal(roomInfoUrl('not a url'), null)
+})
+
+test('state: after a server reset with an empty replay the value is restored; not after a room change', () => {
+  const db = new FakeDb()
+  const seen = []
+  const s = new StateListener({ key: 's', db, callback: (v) => seen.push(v) })
+  s.subscribe()
+  const { hooks } = db.subs.get('s')
+  db.deliver('s', { v: 'remote', i: 'other' }, 1)
+  assert.equal(s.state, 'remote')
+  db.sent.length = 0
+  hooks.onReset({ key: 's', epoch: 'e2', roomChanged: false })
+  hooks.onInit()
+  assert.deepEqual(
+    db.sent.map((m) => [m.action.type, m.value.v]),
+    [['replace', 'remote']],
+    'restored',
+  )
+  hooks.onInit()
+  assert.equal(db.sent.length, 1, 'once')
+  // The replay holds a value: nothing to restore.
+  hooks.onReset({ key: 's', epoch: 'e3', roomChanged: false })
+  db.deliver('s', { v: 'kept', i: 'other' }, 1)
+  hooks.onInit()
+  assert.equal(db.sent.length, 1)
+  // Another room: never carry the value over.
+  hooks.onReset({ key: 's', epoch: '', roomChanged: true })
+  hooks.onInit()
+  assert.equal(db.sent.length, 1)
+  s.destroy()
 })
