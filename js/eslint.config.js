@@ -1,5 +1,5 @@
-// ESLint flat config for the TypeScript packages (js/packages). compat/, browser/ and test-support/ belong to
-// other suites and are not linted here.
+// ESLint flat config for the TypeScript packages (js/packages) and the demos (js/demos). compat/, browser/ and
+// test-support/ belong to other suites and are not linted here.
 import js from '@eslint/js'
 import globals from 'globals'
 import reactHooks from 'eslint-plugin-react-hooks'
@@ -7,11 +7,11 @@ import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/node_modules/**', 'compat/**', 'browser/**', 'test-support/**', 'demos/**'],
+    ignores: ['**/dist/**', '**/node_modules/**', 'compat/**', 'browser/**', 'test-support/**'],
   },
   js.configs.recommended,
   {
-    files: ['packages/**/*.{ts,tsx}'],
+    files: ['packages/**/*.{ts,tsx}', 'demos/**/*.{ts,tsx}'],
     extends: [...tseslint.configs.recommended],
     plugins: { 'react-hooks': reactHooks },
     languageOptions: { globals: { ...globals.browser } },
@@ -45,5 +45,13 @@ export default tseslint.config(
     languageOptions: { parser: tseslint.parser },
     plugins: { '@typescript-eslint': tseslint.plugin },
     rules: { 'no-unused-vars': 'off', '@typescript-eslint/no-unused-vars': 'error' },
+  },
+  {
+    // The demos' browser tests: Node code whose callbacks run inside the page (page.evaluate).
+    files: ['demos/test/**/*.mjs'],
+    languageOptions: { globals: { ...globals.browser, ...globals.node } },
+    rules: {
+      'no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
   },
 )
