@@ -54,6 +54,20 @@ test('coin chase: two players, volatile moves, scores agree', async () => {
     )
   }
 
+  // B changes colour (until it differs from A's): the scoreboards follow.
+  const myColor = (page) =>
+    page.locator('.you-row .swatch-button').evaluate((el) => getComputedStyle(el).backgroundColor)
+  const colorA = await myColor(a)
+  for (let i = 0; i < 3 && (i === 0 || (await myColor(b)) === colorA); i++) {
+    await b.locator('.you-row .swatch-button').click()
+  }
+  const colorB = await myColor(b)
+  assert.notEqual(colorB, colorA)
+  await eventually("B's new colour on A's scoreboard", async () => {
+    const swatch = a.locator(`[data-testid="score-row"][data-name="${nameB}"] .swatch`)
+    assert.equal(await swatch.evaluate((el) => getComputedStyle(el).backgroundColor), colorB)
+  })
+
   await chaseCoin(a, 'A')
   await chaseCoin(b, 'B')
   await chaseCoin(a, 'A')

@@ -169,7 +169,11 @@ export function CursorsDemo(): React.ReactElement {
         onPointerEnter={(e) => sender.update(position(e, true))}
         onPointerLeave={(e) => sender.update(position(e, false))}
       >
-        <div className="arena-hint muted">Move your pointer here</div>
+        {cursorIds.length === 0 ? (
+          <div className="arena-hint muted">
+            {alone ? 'Open the share link in another tab, then move your pointer here' : 'Move your pointer here'}
+          </div>
+        ) : null}
         {cursorIds.map((c) => (
           <div
             key={c.id}
