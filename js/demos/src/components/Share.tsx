@@ -1,5 +1,5 @@
 import { RoomQRCode, useRoom } from 'driftdb-react'
-import React, { useEffect, useState } from 'react'
+import React, { useEffect, useRef, useState } from 'react'
 
 /** The link that joins this room on this page: the room in the query string, the demo in the hash. */
 export function useShareUrl(route: string): string | null {
@@ -21,12 +21,13 @@ export function SharePanel(props: { route: string }): React.ReactElement {
     return () => clearTimeout(timer)
   }, [copied])
 
+  const input = useRef<HTMLInputElement | null>(null)
   const copy = () => {
     if (!url) return
-    navigator.clipboard?.writeText(url).then(
-      () => setCopied(true),
-      () => setCopied(false),
-    )
+    const select = () => input.current?.select()
+    // No clipboard API outside secure contexts (e.g. a LAN address over http): select the link instead.
+    if (!navigator.clipboard) return select()
+    navigator.clipboard.writeText(url).then(() => setCopied(true), select)
   }
   const newRoom = new URL(window.location.href)
   newRoom.searchParams.delete('_driftdb_room')
@@ -37,6 +38,7 @@ export function SharePanel(props: { route: string }): React.ReactElement {
       <p className="muted">Open this link in another tab or on your phone: it joins the same room.</p>
       <div className="share-row">
         <input
+          ref={input}
           className="share-url"
           data-testid="share-url"
           readOnly
