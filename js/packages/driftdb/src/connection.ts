@@ -541,10 +541,12 @@ export class DbConnection {
    * Send a message to the DriftDB server. While disconnected, messages wait in a bounded queue (volatile relays
    * are dropped: they would be stale).
    *
+   * @param options `queue: false` drops the message instead of queueing it while offline.
    * @returns true if the message went out on the current connection, false if it was queued or dropped.
    */
-  send(message: MessageToDb): boolean {
+  send(message: MessageToDb, options?: { queue?: boolean }): boolean {
     if (this.connection && this.rawSend(message)) return true
+    if (options?.queue === false) return false
     if (message.type === 'push' && message.volatile === true) return false
     if (message.type === 'ping') return false
     if (message.type === 'push' && message.action.type === 'replace') {

@@ -1,20 +1,22 @@
 import type { DbConnection } from './connection.js'
 import type { SequenceValue } from './types.js'
 
-/** What the reducer appends: `{apply: action, i: instance}` (plus `n`, this instance's action counter). */
+/** What the reducer appends: `{apply: action, i: instance}` plus `n`, this instance's action counter (1, 2, ...). */
 interface ApplyEntry<A> {
   apply: A
   i: string
   n?: number
 }
+/** What compaction stores: `{reset: state}` plus `applied`, the highest `n` applied per instance. */
 interface ResetEntry<T> {
   reset: T
+  applied?: Record<string, number>
 }
 
 interface Pending<A> {
   n: number
   action: A
-  /** The `connectionId` of the connection the action went (or will go) out on. */
+  /** The `connectionId` of the connection the action went out on, or 0 while unsent. */
   sentOn: number
 }
 
@@ -27,6 +29,12 @@ function clone<T>(value: T): T {
  * server's order. Local actions apply at once (optimistically) and are rebased over remote ones: the state shown is
  * always the confirmed state followed by this client's pending actions, so every client shows the same state once
  * quiet. The stream is compacted (`{reset: state}` at the last confirmed seq) above `sizeThreshold` entries.
+ *
+ * Exactly once: each instance numbers its actions (`n`) and sends them strictly in order, holding them while it is
+ * offline or resubscribing. After a reconnection, the actions the server did not get (lost in flight) are sent again,
+ * in order, before any newer one; so the actions of one instance that reach the stream always form a prefix 1..k of
+ * its numbering. Every client tracks k per instance (carried through compaction as `applied`) and skips a repeated
+ * action, so a resend can never apply twice.
  */
 export class Reducer<T, A> {
   /** State from the confirmed (sequenced) actions only. */
@@ -35,9 +43,13 @@ export class Reducer<T, A> {
   /** Confirmed state plus pending local actions: what the callback sees. */
   state: T
   pending: Array<Pending<A>> = []
+  /** The highest action number applied, per instance. */
+  applied: Record<string, number> = {}
   readonly key: string
   readonly randId = Math.random().toString(36).substring(2, 10)
   private counter = 0
+  /** The connection whose resubscription this reducer has caught up with (0: none yet). */
+  private synced = 0
   private readonly reducer: (state: T, action: A) => T
   private readonly initialValue: T
   private readonly sizeThreshold: number
@@ -81,38 +93,42 @@ export class Reducer<T, A> {
     this.db.unsubscribe(this.key, this.onSequenceValue, this.onSize)
   }
 
-  /** Applies `action` locally at once and appends it to the shared stream. */
+  /** Applies `action` locally at once and appends it to the shared stream (once caught up with the server). */
   dispatch(action: A): void {
-    const n = ++this.counter
-    const p: Pending<A> = { n, action, sentOn: this.db.connectionId }
+    const p: Pending<A> = { n: ++this.counter, action, sentOn: 0 }
     this.pending.push(p)
-    // Sent now on the current connection, or queued for the next one.
-    if (!this.send(n, action)) p.sentOn = this.db.connectionId + 1
+    // Only send in order: not before the older pending actions went out on this connection.
+    if (this.synced === this.db.connectionId && this.pending.every((q) => q === p || q.sentOn === this.synced)) {
+      this.sendPending(p)
+    }
     this.state = this.reducer(this.state, clone(action))
     this.callback(this.state)
   }
 
-  private send(n: number, action: A): boolean {
-    const value: ApplyEntry<A> = { apply: action, i: this.randId, n }
-    return this.db.send({ type: 'push', action: { type: 'append' }, value, key: this.key }) !== false
+  /** Sends one pending action on the current connection, never through the offline queue. */
+  private sendPending(p: Pending<A>): boolean {
+    const value: ApplyEntry<A> = { apply: p.action, i: this.randId, n: p.n }
+    const sent = this.db.send({ type: 'push', action: { type: 'append' }, value, key: this.key }, { queue: false })
+    if (sent !== false) p.sentOn = this.db.connectionId
+    return sent !== false
   }
 
   /**
-   * After the resubscription that follows a reconnection, the stream holds every action of ours the server
-   * applied: pending actions sent on an earlier connection and still unconfirmed were lost in flight. Send them
-   * again.
+   * After each `init` (the subscription, and the resubscription that follows a reconnection) the stream holds every
+   * action of ours the server applied: send the others, in order.
    */
   onInit(): void {
-    const current = this.db.connectionId
+    this.synced = this.db.connectionId
     for (const p of this.pending) {
-      if (p.sentOn < current) {
-        p.sentOn = this.send(p.n, p.action) ? current : current + 1
-      }
+      if (p.sentOn === this.synced) continue
+      if (!this.sendPending(p)) break
     }
   }
 
   /** Recomputes the shown state: confirmed state, then the pending actions in order. */
   private rebase(): void {
+    const mine = this.applied[this.randId] ?? 0
+    this.pending = this.pending.filter((p) => p.n > mine)
     let state = clone(this.confirmedState)
     for (const p of this.pending) state = this.reducer(state, clone(p.action))
     this.state = state
@@ -126,29 +142,30 @@ export class Reducer<T, A> {
     if (value.reset !== undefined) {
       this.confirmedState = clone(value.reset)
       this.confirmedSeq = sequenceValue.seq
+      if (value.applied && typeof value.applied === 'object') {
+        for (const [i, n] of Object.entries(value.applied)) {
+          if (typeof n === 'number') this.applied[i] = Math.max(this.applied[i] ?? 0, n)
+        }
+      }
       this.rebase()
       return
     }
     if (value.apply !== undefined) {
-      this.confirmedState = this.reducer(this.confirmedState, clone(value.apply))
       this.confirmedSeq = sequenceValue.seq
-      if (value.i === this.randId) {
-        // Our own action came back in order: it is confirmed, no longer pending.
-        const index = typeof value.n === 'number' ? this.pending.findIndex((p) => p.n === value.n) : 0
-        if (index >= 0) this.pending.splice(index, 1)
+      if (typeof value.i === 'string' && typeof value.n === 'number') {
+        // A repeated action (a resend of one the server had after all) is skipped by every client alike.
+        if (value.n <= (this.applied[value.i] ?? 0)) return
+        this.applied[value.i] = value.n
       }
+      this.confirmedState = this.reducer(this.confirmedState, clone(value.apply))
       this.rebase()
     }
   }
 
   onSize(size: number): void {
     if (size > this.sizeThreshold && this.confirmedSeq !== 0) {
-      this.db.send({
-        type: 'push',
-        action: { type: 'compact', seq: this.confirmedSeq },
-        value: { reset: this.confirmedState },
-        key: this.key,
-      })
+      const value: ResetEntry<T> = { reset: this.confirmedState, applied: this.applied }
+      this.db.send({ type: 'push', action: { type: 'compact', seq: this.confirmedSeq }, value, key: this.key })
     }
   }
 
@@ -156,6 +173,7 @@ export class Reducer<T, A> {
   onReset(): void {
     this.confirmedState = clone(this.initialValue)
     this.confirmedSeq = 0
+    this.applied = {}
     this.rebase()
   }
 }

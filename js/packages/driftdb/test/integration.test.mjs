@@ -529,3 +529,60 @@ test('Reducer: an action lost in flight on a dying connection is sent again, onc
     await proxy.close()
   }
 })
+
+test('Reducer chaos: cuts and in-flight losses on three clients; every action applied exactly once; all converge', async () => {
+  const room = await api.newRoom()
+  const proxies = [await startProxy(server.port), await startProxy(server.port), await startProxy(server.port)]
+  try {
+    const dbs = []
+    for (const p of proxies) {
+      dbs.push(await connect({ ...room, socket_url: room.socket_url.replace(`:${server.port}/`, `:${p.port}/`) }))
+    }
+    // Counts how often each action was applied: exactly-once shows as all ones.
+    const reducer = (s, id) => ({ ...s, [id]: (s[id] ?? 0) + 1 })
+    const shown = [null, null, null]
+    const reducers = dbs.map(
+      (db, k) =>
+        new Reducer({ key: 'chaos', reducer, initialValue: {}, sizeThreshold: 8, db, callback: (s) => (shown[k] = s) }),
+    )
+    for (const r of reducers) r.subscribe()
+    let seed = 12345
+    const rnd = (n) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed % n
+    }
+    const dispatched = []
+    for (let step = 0; step < 150; step++) {
+      const k = rnd(3)
+      const id = `c${k}-${step}`
+      reducers[k].dispatch(id)
+      dispatched.push(id)
+      if (step % 15 === 7) {
+        // Bytes in flight both ways vanish, then the connection drops.
+        const p = proxies[rnd(3)]
+        p.freeze()
+        await sleep(20 + rnd(40))
+        p.cutAll()
+        p.freeze(false)
+      }
+      await sleep(rnd(8))
+    }
+    await eventually(
+      () => {
+        for (const r of reducers) assert.equal(r.pending.length, 0, 'nothing pending')
+        assert.deepEqual(shown[1], shown[0])
+        assert.deepEqual(shown[2], shown[0])
+        assert.deepEqual(Object.keys(shown[0]).sort(), [...dispatched].sort(), 'every action applied')
+        assert.deepEqual(
+          Object.entries(shown[0]).filter(([, n]) => n !== 1),
+          [],
+          'none applied twice',
+        )
+      },
+      { what: 'exactly-once convergence', timeout: 20_000 },
+    )
+    for (const r of reducers) r.destroy()
+  } finally {
+    for (const p of proxies) await p.close()
+  }
+})

@@ -38,7 +38,8 @@ class FakeDb {
   connectionId = 1
   sent = []
   subs = new Map()
-  send(m) {
+  send(m, options) {
+    if (!this.status.connected && options?.queue === false) return false
     this.sent.push(m)
     return this.status.connected
   }
@@ -63,6 +64,9 @@ test('reducer: optimistic local actions are rebased over remote ones; all conver
   const b = new Reducer({ key: 'r', reducer, initialValue: [], db: dbB, callback: (s) => (shown.b = s) })
   a.subscribe()
   b.subscribe()
+  // The subscription's init: from then on actions go out at once.
+  dbA.subs.get('r').hooks.onInit()
+  dbB.subs.get('r').hooks.onInit()
   a.dispatch('a1')
   b.dispatch('b1')
   a.dispatch('a2')
@@ -100,13 +104,18 @@ test('reducer: compaction at the confirmed seq, reset entries and epoch reset', 
     callback: (s) => (shown = s),
   })
   r.subscribe()
+  db.subs.get('c').hooks.onInit()
   db.deliver('c', { apply: 5, i: 'other' }, 3)
   r.dispatch(1)
   assert.deepEqual(shown, { count: 6 })
   db.subs.get('c').size(3)
   const compact = db.sent.at(-1)
   assert.deepEqual(compact.action, { type: 'compact', seq: 3 }, 'compacts at the last confirmed seq')
-  assert.deepEqual(compact.value, { reset: { count: 5 } }, 'with the confirmed state, not the optimistic one')
+  assert.deepEqual(
+    compact.value,
+    { reset: { count: 5 }, applied: {} },
+    'with the confirmed state, not the optimistic one',
+  )
   db.deliver('c', { reset: { count: 100 } }, 10)
   assert.deepEqual(shown, { count: 101 }, 'reset entry plus the pending action')
   db.subs.get('c').hooks.onReset()
@@ -197,34 +206,61 @@ test('offline queue: bounded, replace coalesces, volatile and pings dropped', ()
   }
 })
 
-test('reducer: actions lost in flight when a connection dies are sent again after the resubscription', () => {
+test('reducer: exactly once — in-order sends, resend of what was lost in flight, duplicates skipped', () => {
   const db = new FakeDb()
   let shown = null
   const r = new Reducer({ key: 'r', reducer: (s, a) => s + a, initialValue: 0, db, callback: (s) => (shown = s) })
   r.subscribe()
-  r.dispatch(1) // sent on connection 1, then lost
-  r.dispatch(2) // sent on connection 1, applied by the server (seq 1)
+  const hooks = db.subs.get('r').hooks
+  r.dispatch(1)
+  assert.equal(db.sent.length, 0, 'held until the subscription is in sync')
+  hooks.onInit()
+  assert.deepEqual(
+    db.sent.map((m) => m.value.n),
+    [1],
+  )
+  r.dispatch(2) // sent on connection 1, lost in flight
+  const apply = (n, a, seq) => db.deliver('r', { apply: a, i: r.randId, n }, seq)
+  apply(1, 1, 1)
   db.status = { connected: false }
-  r.dispatch(4) // queued: goes out on connection 2 with the offline queue
+  r.dispatch(4) // offline: held, not queued
   assert.equal(shown, 7)
+  assert.deepEqual(
+    db.sent.map((m) => m.value.n),
+    [1, 2],
+  )
   db.status = { connected: true }
   db.connectionId = 2
-  db.sent.length = 0
-  // The resubscription's init replays what the server applied, then onInit runs.
-  db.deliver('r', { apply: 2, i: r.randId, n: 2 }, 1)
-  db.subs.get('r').hooks.onInit()
+  r.dispatch(8) // reconnected but not resubscribed yet: held to keep the order
+  assert.equal(db.sent.length, 2)
+  hooks.onInit() // the resubscription's init held nothing new
   assert.deepEqual(
-    db.sent.map((m) => m.value),
-    [{ apply: 1, i: r.randId, n: 1 }],
-    'only the lost action is resent; the applied one and the queued one are not',
+    db.sent.map((m) => m.value.n),
+    [1, 2, 2, 3, 4],
+    'the lost action again, then the held ones, in order',
   )
-  db.subs.get('r').hooks.onInit()
-  assert.equal(db.sent.length, 1, 'not twice on the same connection')
-  db.deliver('r', { apply: 4, i: r.randId, n: 3 }, 2)
-  db.deliver('r', { apply: 1, i: r.randId, n: 1 }, 3)
-  assert.equal(shown, 7)
-  assert.equal(r.pending.length, 0)
+  apply(2, 2, 2)
+  apply(3, 4, 3)
+  apply(2, 2, 4) // a duplicate: skipped
   assert.equal(r.confirmedState, 7)
+  apply(4, 8, 5)
+  assert.equal(shown, 15)
+  assert.equal(r.pending.length, 0)
+  assert.deepEqual(r.applied, { [r.randId]: 4 })
+  // Compaction carries the applied numbers; a reset entry confirms pending actions it includes.
+  r.dispatch(16)
+  r.dispatch(32)
+  db.subs.get('r').size(100)
+  assert.deepEqual(db.sent.at(-1).value, { reset: 15, applied: { [r.randId]: 4 } })
+  db.deliver('r', { reset: 31, applied: { [r.randId]: 5 } }, 9)
+  assert.deepEqual(
+    r.pending.map((p) => p.n),
+    [6],
+    'n=5 is in the reset state',
+  )
+  assert.equal(shown, 63)
+  apply(5, 16, 10)
+  assert.equal(r.confirmedState, 31, 'a resent action already in a reset is skipped')
 })
 
 test('roomInfoUrl derives GET /room/ID from the socket URL', async () => {
