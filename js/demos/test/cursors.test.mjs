@@ -47,6 +47,14 @@ async function expectCursor(page, name, x, y, what) {
   })
 }
 
+/** How many WebTransport datagrams the server has sent (its Prometheus metrics). */
+async function datagramsSent() {
+  const text = await (await fetch(`${demos.server.url}/metrics`)).text()
+  const match = /^driftdb_datagram_bytes_count (\d+)/m.exec(text)
+  assert.ok(match, 'driftdb_datagram_bytes_count in /metrics')
+  return Number(match[1])
+}
+
 const nameOf = (page) => page.getByTestId('my-name').inputValue()
 const peers = (page) => page.getByTestId('cursor-peers').getAttribute('data-count')
 
@@ -72,11 +80,22 @@ test('live cursors over WebTransport and WebSocket', async () => {
   // When B arrived, A told it where its pointer is.
   await expectCursor(b, nameA, 0.6, 0.4, "A's resting pointer in B")
 
-  // A sweeps across the arena: B ends with A's last position exactly (the trailing send).
+  // A sweeps across the arena: B ends with A's last position exactly (the trailing send). The moves reach B as
+  // datagrams (presence heartbeats add about one a second per page).
+  const datagramsBefore = await datagramsSent()
   await moveTo(a, 0.25, 0.5, 5)
-  await moveTo(a, 0.8, 0.3, 40)
+  await sleep(700) // the page refreshes its counters twice a second
+  const sentBefore = Number(await a.getByTestId('cursor-sent').textContent())
+  const start = Date.now()
+  await moveTo(a, 0.8, 0.3, 120)
+  const elapsed = Date.now() - start
   await expectCursor(b, nameA, 0.8, 0.3, "A's last position in B")
-  assert.ok(Number(await a.getByTestId('cursor-sent').textContent()) > 0)
+  await sleep(700)
+  // At most 60 a second, plus the trailing send and the reliable one at rest.
+  const sent = Number(await a.getByTestId('cursor-sent').textContent()) - sentBefore
+  assert.ok(sent > 0 && sent <= Math.ceil((elapsed / 1000) * 60) + 3, `${sent} sent in ${elapsed} ms`)
+  const datagrams = (await datagramsSent()) - datagramsBefore
+  assert.ok(datagrams >= 8, `the sweep went out as datagrams (${datagrams} sent)`)
 
   await moveTo(b, 0.3, 0.7, 20)
   await expectCursor(a, nameB, 0.3, 0.7, "B's pointer in A")
