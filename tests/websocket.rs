@@ -698,3 +698,21 @@ async fn a_client_initiated_close_is_answered_with_a_close_frame() {
     let closed = client.expect_close().await;
     assert_eq!(closed.code, 1000, "the server echoes the client's close code: {closed:?}");
 }
+
+#[tokio::test]
+async fn messages_far_larger_than_the_read_buffer_arrive_whole() {
+    // The server reads 2 KiB per read call (src/http/websocket.rs READ_BUFFER): a message of 256 KiB spans a hundred
+    // reads and must still be taken whole, and the size limit still holds one byte past it.
+    const LIMIT: usize = 256 * 1024;
+    let server = TestServer::start_with(|config| config.max_message_bytes = LIMIT).await;
+    let room = server.create_room().await;
+    let mut subscriber = server.connect(&room, Encoding::Cbor).await;
+    subscriber.subscribe("k").await;
+    let at_limit = msg::relay_text_of_len("k", LIMIT);
+    let mut sender = server.connect(&room, Encoding::Json).await;
+    sender.send_frame(Message::text(at_limit.clone())).await;
+    let expected = serde_json::from_str::<Value>(&at_limit).unwrap()["value"].clone();
+    assert_eq!(subscriber.expect_push("k").await.1, expected);
+    sender.send_frame(Message::text(msg::relay_text_of_len("k", LIMIT + 1))).await;
+    assert_eq!(sender.expect_close().await.code, 1009);
+}

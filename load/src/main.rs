@@ -7,7 +7,10 @@ use driftdb_load::{Options, Report, run};
 
 fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,web_transport_quinn=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let options = Options::parse();

@@ -33,6 +33,10 @@ const BATCH: usize = 64;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server waits for the peer to answer its close frame before dropping the connection.
 const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes read from the socket per read call. tungstenite zero-fills its whole read buffer before every read, so its
+/// 128 KiB default made each connection that ever received a frame hold 128 KiB resident; larger messages are still
+/// taken whole, over several reads.
+const READ_BUFFER: usize = 2 * 1024;
 
 /// Query flags of the connect URL.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -73,7 +77,7 @@ pub async fn connect(
     // shows the HTTP status of a failed upgrade, but it does show the close code.
     let admitted = state.admission.check_connect_rate(peer.ip());
     let limit = state.config.max_message_bytes;
-    Ok(upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
+    Ok(upgrade.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| {
         let outbox = Arc::new(Outbox::new(state.config.outbox_bytes));
         let connection = admitted.and_then(|()| state.rooms.connect(&id, outbox, flags.debug));
         let format = if flags.cbor { WireFormat::Cbor } else { WireFormat::Json };
