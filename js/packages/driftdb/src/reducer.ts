@@ -1,4 +1,4 @@
-import type { DbConnection } from './connection.js'
+import type { DbConnection, ResetEvent } from './connection.js'
 import type { SequenceValue } from './types.js'
 
 /** What the reducer appends: `{apply: action, i: instance}` plus `n`, this instance's action counter (1, 2, ...). */
@@ -169,8 +169,12 @@ export class Reducer<T, A> {
     }
   }
 
-  /** The server's history was reset (epoch change): start over from the initial value, keeping pending actions. */
-  onReset(): void {
+  /**
+   * The server's history was reset (epoch change): start over from the initial value, keeping pending actions (they
+   * go to the new history). After a switch to another room, pending actions belong to the old room and are dropped.
+   */
+  onReset(event?: ResetEvent): void {
+    if (event?.roomChanged === true) this.pending = []
     this.confirmedState = clone(this.initialValue)
     this.confirmedSeq = 0
     this.applied = {}

@@ -261,6 +261,10 @@ test('reducer: exactly once — in-order sends, resend of what was lost in fligh
   assert.equal(shown, 63)
   apply(5, 16, 10)
   assert.equal(r.confirmedState, 31, 'a resent action already in a reset is skipped')
+  // Another room: pending actions of the old room are dropped, not sent there.
+  hooks.onReset({ key: 'r', epoch: '', roomChanged: true })
+  assert.deepEqual(r.pending, [])
+  assert.equal(shown, 0)
 })
 
 test('roomInfoUrl derives GET /room/ID from the socket URL', async () => {
