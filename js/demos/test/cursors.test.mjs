@@ -125,5 +125,16 @@ test('live cursors over WebTransport and WebSocket', async () => {
   await expectCursor(b, nameC, 0.7, 0.6, "C's pointer in B, before the screenshot")
   await screenshot(b, 'cursors')
   assert.ok(Number(await b.getByTestId('cursor-received').textContent()) > 0)
+
+  // C leaves: its cursor goes away (presence expires after 2 s of silence, the cursor 3 s after its last move).
+  await c.close()
+  for (const page of [a, b]) {
+    await eventually(
+      "C's cursor gone",
+      async () => assert.equal(await page.locator(`[data-testid="remote-cursor"][data-name="${nameC}"]`).count(), 0),
+      12_000,
+    )
+    assert.equal(await peers(page), '1')
+  }
   assert.deepEqual(demos.errors, [])
 })

@@ -81,19 +81,23 @@ export function CursorsDemo(): React.ReactElement {
     }
   })
 
-  // Drops cursors of peers that left.
+  // Drops the cursors of peers that left (gone from presence, and silent for a while).
+  const presentRef = useRef(new Set<string>())
+  presentRef.current = new Set(peerIds)
   useEffect(() => {
-    const present = new Set(peerList.split(','))
-    let changed = false
-    for (const id of remotes.current.keys()) {
-      const r = remotes.current.get(id)!
-      if (!present.has(id) && Date.now() - r.heard > 3_000) {
-        remotes.current.delete(id)
-        changed = true
+    const sweep = () => {
+      let changed = false
+      for (const [id, r] of remotes.current) {
+        if (!presentRef.current.has(id) && Date.now() - r.heard > 3_000) {
+          remotes.current.delete(id)
+          changed = true
+        }
       }
+      if (changed) setCursorIds([...remotes.current.values()].map(({ id, name, color }) => ({ id, name, color })))
     }
-    if (changed) setCursorIds([...remotes.current.values()].map(({ id, name, color }) => ({ id, name, color })))
-  }, [peerList])
+    const timer = setInterval(sweep, 1_000)
+    return () => clearInterval(timer)
+  }, [])
 
   const arena = useRef<HTMLDivElement | null>(null)
 
