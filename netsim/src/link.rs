@@ -109,10 +109,10 @@ impl Pipe {
         }
     }
 
-    fn replace_model(&self, model: Model) -> LinkStats {
+    fn replace_model(&self, model: Model, epoch: Duration) -> LinkStats {
         let mut state = self.shared.state.lock().unwrap();
         let old = std::mem::replace(&mut state.model, model);
-        state.model_epoch = self.shared.clock.elapsed();
+        state.model_epoch = epoch;
         old.stats
     }
 
@@ -175,7 +175,9 @@ impl Link {
         let down = Model::new(config.down.clone(), rng.fork(2).next_u64(), self.control.clone());
         self.control.set_loss_override(None);
         self.control.outage(Duration::ZERO, Duration::ZERO);
-        (self.up.replace_model(up), self.down.replace_model(down))
+        // one epoch for both directions, so that a live outage (relative to it) starts at the same instant both ways
+        let epoch = self.clock.elapsed();
+        (self.up.replace_model(up, epoch), self.down.replace_model(down, epoch))
     }
 
     /// Statistics of the current models (up, down).

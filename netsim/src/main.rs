@@ -89,6 +89,10 @@ struct MatrixArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Ctrl-C ends the process even when started from a shell that ignores SIGINT for background jobs; the server and
+    // the namespaces go with it (see netsim::lab).
+    // SAFETY: restoring a signal's default disposition.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
     match Cli::parse().command {
         Command::Matrix(args) => matrix(*args),
         Command::Report { input, out } => {
