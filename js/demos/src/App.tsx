@@ -1,5 +1,5 @@
 import { DriftDBProvider } from 'driftdb-react'
-import React, { useMemo } from 'react'
+import React, { useEffect, useMemo, useRef } from 'react'
 import { DebugPanel } from './components/DebugPanel'
 import { SharePanel } from './components/Share'
 import { Status } from './components/Status'
@@ -11,8 +11,13 @@ import { IdentityProvider, useIdentity } from './identity'
 import { useRoute } from './router'
 
 function Nav(props: { route: string }): React.ReactElement {
+  const nav = useRef<HTMLElement | null>(null)
+  // On a phone the links scroll sideways: keep the current one in view.
+  useEffect(() => {
+    nav.current?.querySelector('a.active')?.scrollIntoView({ block: 'nearest', inline: 'nearest' })
+  }, [props.route])
   return (
-    <nav className="nav" aria-label="Demos">
+    <nav className="nav" aria-label="Demos" ref={nav}>
       <a href="#/" className={props.route === '/' ? 'active' : ''}>
         Home
       </a>

@@ -23,41 +23,43 @@ export function DebugPanel(): React.ReactElement {
           <h3>
             Keys <span className="muted">{snap.watching ? '(live, from a ?debug=true socket)' : '(connecting…)'}</span>
           </h3>
-          <table className="debug-table">
-            <thead>
-              <tr>
-                <th>key</th>
-                <th title="entries in the stored stream">stream</th>
-                <th title="highest seq seen">seq</th>
-                <th title="compactions seen since this page opened">compactions</th>
-                <th title="relays (not stored)">relays</th>
-              </tr>
-            </thead>
-            <tbody>
-              {snap.keys.length === 0 ? (
+          <div className="debug-table-wrap">
+            <table className="debug-table">
+              <thead>
                 <tr>
-                  <td colSpan={5} className="muted">
-                    no keys yet
-                  </td>
+                  <th>key</th>
+                  <th title="entries in the stored stream">stream</th>
+                  <th title="highest seq seen">seq</th>
+                  <th title="compactions seen since this page opened">compactions</th>
+                  <th title="relays (not stored)">relays</th>
                 </tr>
-              ) : (
-                snap.keys.map((k) => (
-                  <tr
-                    key={k.key}
-                    data-testid={`debug-key-${k.key}`}
-                    data-size={k.size}
-                    data-compactions={k.compactions}
-                  >
-                    <td className="mono">{k.key}</td>
-                    <td>{k.size}</td>
-                    <td>{k.lastSeq}</td>
-                    <td>{k.compactions}</td>
-                    <td>{k.relays}</td>
+              </thead>
+              <tbody>
+                {snap.keys.length === 0 ? (
+                  <tr>
+                    <td colSpan={5} className="muted">
+                      no keys yet
+                    </td>
                   </tr>
-                ))
-              )}
-            </tbody>
-          </table>
+                ) : (
+                  snap.keys.map((k) => (
+                    <tr
+                      key={k.key}
+                      data-testid={`debug-key-${k.key}`}
+                      data-size={k.size}
+                      data-compactions={k.compactions}
+                    >
+                      <td className="mono">{k.key}</td>
+                      <td>{k.size}</td>
+                      <td>{k.lastSeq}</td>
+                      <td>{k.compactions}</td>
+                      <td>{k.relays}</td>
+                    </tr>
+                  ))
+                )}
+              </tbody>
+            </table>
+          </div>
         </div>
         <div>
           <h3>
