@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the load scenarios of docs/benchmarks.md against a fresh release server, one server per run so that memory
 # baselines are clean. Usage: load/bench.sh [scenario...]   (default: all). Results: target/load/results.{jsonl,md}
+# TRANSPORTS="ws-json wt" picks transports; DURATION (seconds, default 5) and PORT (default 18080) too.
 # Build first: cargo build --release --workspace
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ run() { # transport, then driftdb-load arguments after the scenario name
 
 scenarios=("${@:-fanout rooms append idle fanout-volatile}")
 for scenario in ${scenarios[*]}; do
-  for transport in ws-json ws-cbor wt; do
+  for transport in ${TRANSPORTS:-ws-json ws-cbor wt}; do
     case $scenario in
       fanout) run "$transport" fanout --subscribers 50 --rate 1000 ;;
       fanout-volatile) run "$transport" fanout --subscribers 50 --rate 1000 --volatile ;;

@@ -76,27 +76,27 @@ pub struct Connector {
     base: Url,
     transport: Transport,
     http: reqwest::Client,
-    /// One QUIC endpoint (one UDP socket) shared by every WebTransport session; made on the first room.
-    wt: Option<web_transport_quinn::Client>,
+    /// The certificate hashes the first room published, for WebTransport sessions.
+    wt_hashes: Option<Vec<Vec<u8>>>,
 }
 
 impl Connector {
     pub fn new(base: Url, transport: Transport) -> anyhow::Result<Self> {
         ensure_loopback(&base)?;
         let http = reqwest::Client::builder().no_proxy().timeout(CONNECT_TIMEOUT).build()?;
-        Ok(Connector { base, transport, http, wt: None })
+        Ok(Connector { base, transport, http, wt_hashes: None })
     }
 
     pub fn transport(&self) -> Transport {
         self.transport
     }
 
-    /// Creates a room (`POST /new`). For WebTransport, the first room's certificate hashes set up the client.
+    /// Creates a room (`POST /new`). For WebTransport, the first room's certificate hashes are kept for connecting.
     pub async fn new_room(&mut self) -> anyhow::Result<RoomInfo> {
         let url = self.base.join("new")?;
         let response = self.http.post(url).send().await.context("POST /new")?.error_for_status()?;
         let info: RoomInfo = response.json().await.context("room info")?;
-        if self.transport == Transport::Wt && self.wt.is_none() {
+        if self.transport == Transport::Wt && self.wt_hashes.is_none() {
             let wt_url = info.webtransport_url.as_ref().context("the server publishes no webtransport_url")?;
             ensure_loopback(wt_url)?;
             let hashes = info
@@ -106,8 +106,7 @@ impl Connector {
                 .map(|h| from_hex(&h.value))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             ensure!(!hashes.is_empty(), "the server publishes no certificate hash (an operator certificate?)");
-            let client = web_transport_quinn::ClientBuilder::new().with_server_certificate_hashes(hashes)?;
-            self.wt = Some(client);
+            self.wt_hashes = Some(hashes);
         }
         Ok(info)
     }
@@ -137,7 +136,10 @@ impl Connector {
                 Ok((Tx::Ws { sink, cbor }, Rx::Ws { stream }))
             }
             Transport::Wt => {
-                let client = self.wt.as_ref().context("no WebTransport client (create a room first)")?;
+                let hashes = self.wt_hashes.clone().context("no certificate hashes (create a room first)")?;
+                // One QUIC endpoint (one UDP socket) per session, as each browser has: a single socket shared by
+                // hundreds of sessions overflows its receive buffer and loses datagrams the server did send.
+                let client = web_transport_quinn::ClientBuilder::new().with_server_certificate_hashes(hashes)?;
                 let url = room.webtransport_url.clone().context("the server publishes no webtransport_url")?;
                 ensure_loopback(&url)?;
                 let session = client.connect(url).await.context("WebTransport connect")?;
