@@ -111,6 +111,8 @@ const STATE: &str = "state";
 /// What one client saw.
 #[derive(Default)]
 struct Rec {
+    /// When the scenario's writes start (after every client has subscribed).
+    writes_from: Option<Instant>,
     /// Cursor latency counts updates sent from this time on (the first second of sending warms the connections up).
     measure_from_us: u64,
     cursor_sent: u64,
@@ -226,10 +228,13 @@ async fn stoppable_sleep(stop: &mut watch::Receiver<bool>, duration: Duration) -
 }
 
 /// Generates the writes due by now into `pending` (they are sent when the connection is ready).
-fn due_writes(cfg: &ClientCfg, rec: &Shared, started: Instant, ready: Option<&mut Vec<Stamp>>) {
+/// The write clock starts when every client is subscribed (`Rec::writes_from`), so that setup does not count as
+/// latency; from then on writes come due whether or not the client is connected.
+fn due_writes(cfg: &ClientCfg, rec: &Shared, ready: Option<&mut Vec<Stamp>>) {
     let Some((count, hz)) = cfg.writes else { return };
     let mut rec = rec.lock().unwrap();
-    let due = ((started.elapsed().as_secs_f64() * hz).floor() as u64 + 1).min(count);
+    let Some(from) = rec.writes_from else { return };
+    let due = ((from.elapsed().as_secs_f64() * hz).floor() as u64 + 1).min(count);
     let mut fresh = Vec::new();
     while rec.written < due {
         let stamp = Stamp { s: cfg.id, n: rec.written, t: now_us() };
@@ -260,7 +265,7 @@ async fn run_client(cfg: ClientCfg, rec: Shared, endpoint: Arc<Endpoint>, mut st
         let attempt = loop {
             tokio::select! {
                 result = &mut connect => break result,
-                _ = ticks.tick(), if reliable => due_writes(&cfg, &rec, started, None),
+                _ = ticks.tick(), if reliable => due_writes(&cfg, &rec, None),
                 _ = stop.changed() => break 'outer,
             }
         };
@@ -294,7 +299,7 @@ async fn run_client(cfg: ClientCfg, rec: Shared, endpoint: Arc<Endpoint>, mut st
         }
         ever = true;
         backoff = Duration::from_millis(100);
-        if run_connected(&cfg, &rec, &mut conn, &mut stop, started, write_period).await {
+        if run_connected(&cfg, &rec, &mut conn, &mut stop, write_period).await {
             conn.close().await;
             break;
         }
@@ -316,7 +321,6 @@ async fn run_connected(
     rec: &Shared,
     conn: &mut Conn,
     stop: &mut watch::Receiver<bool>,
-    started: Instant,
     write_period: Duration,
 ) -> bool {
     let reliable = cfg.writes.is_some();
@@ -375,9 +379,9 @@ async fn run_connected(
             }
             _ = writes.tick(), if reliable => {
                 if ready {
-                    due_writes(cfg, rec, started, Some(&mut to_send));
+                    due_writes(cfg, rec, Some(&mut to_send));
                 } else {
-                    due_writes(cfg, rec, started, None);
+                    due_writes(cfg, rec, None);
                 }
             }
             _ = ping.tick() => {
@@ -396,10 +400,12 @@ async fn run_connected(
             return false;
         }
         for stamp in to_send {
-            if conn.send(&Out::Push { key: LOG, stamp, kind: Kind::Append }).await.is_err() {
+            // the replace goes first: the same ordered stream then delivers it before the append, so a client whose
+            // log is complete has seen every replace too
+            if stamp.n % 5 == 4 && conn.send(&Out::Push { key: STATE, stamp, kind: Kind::Replace }).await.is_err() {
                 return false;
             }
-            if stamp.n % 5 == 4 && conn.send(&Out::Push { key: STATE, stamp, kind: Kind::Replace }).await.is_err() {
+            if conn.send(&Out::Push { key: LOG, stamp, kind: Kind::Append }).await.is_err() {
                 return false;
             }
         }
@@ -464,8 +470,11 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, params: &Params) -> anyhow::Resu
     }
     sending.store(true, Ordering::Relaxed);
     let measure_from = now_us() + 1_000_000;
+    let writes_from = Instant::now();
     for rec in &recs {
-        rec.lock().unwrap().measure_from_us = measure_from;
+        let mut r = rec.lock().unwrap();
+        r.measure_from_us = measure_from;
+        r.writes_from = Some(writes_from);
     }
     if scenario == Scenario::Handshake {
         ctx.link.set_loss_override(None);
