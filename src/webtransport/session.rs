@@ -358,7 +358,8 @@ impl Inbound {
 /// client says goodbye or breaks a limit; reports how it ended on `end`.
 async fn read_control(mut recv: impl AsyncRead + Unpin, inbound: Arc<Inbound>, end: mpsc::Sender<End>) {
     let decoder = FrameDecoder::new(inbound.max_message_bytes);
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    // Starts small (most sessions are idle); `read_buf` grows it when a frame needs more.
+    let mut buf = BytesMut::with_capacity(1024);
     let outcome = loop {
         match next_frames(&decoder, &mut buf, &inbound) {
             Some(outcome) => break outcome,

@@ -47,7 +47,8 @@ impl Writer {
         // The sender is dropped when the session ends without a control stream.
         let Ok(mut stream) = stream else { return None };
         let mut batch = Vec::with_capacity(BATCH);
-        let mut buf = BytesMut::with_capacity(16 * 1024);
+        // Starts small: most sessions are idle, and the buffer grows to fit a burst.
+        let mut buf = BytesMut::with_capacity(1024);
         let reason = loop {
             let next = tokio::select! {
                 biased;
