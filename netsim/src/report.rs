@@ -114,6 +114,8 @@ pub fn chart(results: &[RunResult], path: &Path) -> anyhow::Result<()> {
             .configure_mesh()
             .x_desc("packet loss, each direction (%)")
             .y_desc("latency (ms, log scale)")
+            .y_labels(6)
+            .max_light_lines(1)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style(("sans-serif", 14))
