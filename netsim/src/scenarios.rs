@@ -146,7 +146,7 @@ impl Rec {
     fn handle(&mut self, me: u32, message: In) {
         let now = now_us();
         match message {
-            In::Push { key, seq, stamp: Some(stamp) } if key == CURSOR => {
+            In::Push { key, stamp: Some(stamp), .. } if key == CURSOR => {
                 if stamp.s == me {
                     return;
                 }
@@ -163,7 +163,6 @@ impl Rec {
                 } else {
                     self.out_of_order += 1;
                 }
-                let _ = seq;
             }
             In::Push { key, seq, stamp: Some(stamp) } if key == LOG => self.log_entry(me, seq, stamp, now, true),
             In::Push { key, seq, stamp: Some(stamp) } if key == STATE => self.state_entry(seq, stamp, now),
@@ -494,8 +493,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, params: &Params) -> anyhow::Resu
                 let now = now_us();
                 for rec in &recs {
                     let r = rec.lock().unwrap();
-                    for (sender, (_, t)) in &r.cursor_newest {
-                        let _ = sender;
+                    for (_, t) in r.cursor_newest.values() {
                         staleness.push(now.saturating_sub(*t));
                     }
                 }
