@@ -15,6 +15,9 @@ use super::DecodeError;
 
 /// RFC 8746 tag for a `Uint8Array`: the published `driftdb` 1.0.12 client (cbor-web) wraps byte strings in it.
 const TAG_UINT8_ARRAY: u64 = 64;
+/// RFC 8949 bignums.
+const TAG_BIGNUM_POSITIVE: u64 = 2;
+const TAG_BIGNUM_NEGATIVE: u64 = 3;
 
 /// An opaque application value, held as canonical CBOR bytes. Cheap to clone.
 #[derive(Clone)]
@@ -100,19 +103,41 @@ impl PartialEq for Value {
 
 impl Eq for Value {}
 
+/// Brings a tree to the form it has after an encode–decode round trip, so that the canonical bytes are a fixpoint:
+/// tag-64 byte strings become plain byte strings, and bignums small enough for the decoder to read as integers
+/// become integers (ciborium decodes them so, and would otherwise re-encode a value differently the second time).
 fn normalise(tree: &mut Cbor) {
     match tree {
-        Cbor::Tag(TAG_UINT8_ARRAY, inner) if matches!(**inner, Cbor::Bytes(_)) => {
-            let inner = std::mem::replace(&mut **inner, Cbor::Null);
-            *tree = inner;
-        }
         Cbor::Tag(_, inner) => normalise(inner),
         Cbor::Array(items) => items.iter_mut().for_each(normalise),
         Cbor::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
             normalise(k);
             normalise(v);
         }),
-        _ => {}
+        _ => return,
+    }
+    if let Cbor::Tag(tag, inner) = tree
+        && let Some(plain) = untag(*tag, inner)
+    {
+        *tree = plain;
+    }
+}
+
+/// The untagged equivalent of a tagged item, for the tags the canonical form does not keep.
+fn untag(tag: u64, inner: &mut Cbor) -> Option<Cbor> {
+    let Cbor::Bytes(bytes) = inner else { return None };
+    match tag {
+        TAG_UINT8_ARRAY => Some(Cbor::Bytes(std::mem::take(bytes))),
+        TAG_BIGNUM_POSITIVE | TAG_BIGNUM_NEGATIVE if bytes.len() <= 16 => {
+            let magnitude = bytes.iter().fold(0u128, |n, b| (n << 8) | u128::from(*b));
+            let integer = if tag == TAG_BIGNUM_POSITIVE {
+                ciborium::value::Integer::try_from(magnitude).ok()
+            } else {
+                i128::try_from(magnitude).ok().and_then(|m| ciborium::value::Integer::try_from(-1 - m).ok())
+            };
+            integer.map(Cbor::Integer)
+        }
+        _ => None,
     }
 }
 
@@ -209,6 +234,23 @@ mod tests {
             (Cbor::Array(vec![Cbor::Bool(true)]), Cbor::Float(f64::INFINITY)),
         ]));
         assert_eq!(v.json().get(), r#"{"7":null,"[true]":null}"#);
+    }
+
+    #[test]
+    fn small_bignums_become_integers_so_the_canonical_form_is_a_fixpoint() {
+        let tagged_bytes = |tag, bytes: Vec<u8>| Cbor::Tag(tag, Box::new(Cbor::Tag(64, Box::new(Cbor::Bytes(bytes)))));
+        for (tree, expected) in [
+            (tagged_bytes(2, vec![]), "0"),
+            (tagged_bytes(2, vec![1, 0]), "256"),
+            (tagged_bytes(3, vec![1, 0]), "-257"),
+            (tagged_bytes(2, vec![0xff; 8]), "18446744073709551615"),
+            // Beyond what an integer holds: kept as a tagged byte string (JSON shows the bytes).
+            (tagged_bytes(2, vec![0xff; 16]), "[255,255,255,255,255,255,255,255,255,255,255,255,255,255,255,255]"),
+        ] {
+            let value = Value::from_tree(tree);
+            assert_eq!(Value::from_cbor_bytes(value.cbor()).unwrap().cbor(), value.cbor());
+            assert_eq!(value.json().get(), expected);
+        }
     }
 
     #[test]
