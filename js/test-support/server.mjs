@@ -42,8 +42,7 @@ let webtransportFlagSupported = null
 function supportsNoWebtransport(bin) {
   if (webtransportFlagSupported === null) {
     const help = spawnSync(bin, ['serve', '--help'], { encoding: 'utf8', timeout: 10_000 })
-    webtransportFlagSupported =
-      help.status !== 0 || `${help.stdout}${help.stderr}`.includes('--no-webtransport')
+    webtransportFlagSupported = help.status !== 0 || `${help.stdout}${help.stderr}`.includes('--no-webtransport')
   }
   return webtransportFlagSupported
 }

@@ -5,35 +5,22 @@
 // Needs `cargo build` (target/debug/driftdb) and /usr/bin/chromium (or $CHROMIUM). Run: npm test -w browser
 
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-import { chromium } from 'playwright-core'
 import WebSocket from 'ws'
 
+import { launchChromium } from '../../test-support/chromium.mjs'
 import { startServer } from '../../test-support/server.mjs'
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
 const STEP_TIMEOUT_MS = 10_000
 const GOLDEN = fileURLToPath(new URL('../../../tests/golden/postcard.json', import.meta.url))
 
 let server
 let page
-let context
-let profile
+let chrome
 let site
 
 before(async () => {
@@ -50,14 +37,8 @@ before(async () => {
     }
   })
   await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve))
-  profile = await mkdtemp(join(tmpdir(), 'driftdb-chromium-'))
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: false, // --headless=new is in the arguments
-    args: CHROMIUM_ARGS,
-    timeout: 30_000,
-  })
-  page = context.pages()[0] ?? (await context.newPage())
+  chrome = await launchChromium()
+  page = chrome.context.pages()[0] ?? (await chrome.context.newPage())
   page.setDefaultTimeout(STEP_TIMEOUT_MS)
   page.on('console', (message) => process.stderr.write(`[page] ${message.text()}\n`))
   await page.goto(`http://127.0.0.1:${site.address().port}/`)
@@ -65,10 +46,9 @@ before(async () => {
 })
 
 after(async () => {
-  await context?.close()
+  await chrome?.close()
   await new Promise((resolve) => (site ? site.close(resolve) : resolve()))
   await server?.stop()
-  if (profile) await rm(profile, { recursive: true, force: true })
 })
 
 /** A WebSocket peer collecting every JSON message it receives. */

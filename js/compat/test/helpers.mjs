@@ -7,78 +7,26 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { WebSocket } from 'ws'
 import { startServer } from '../../test-support/server.mjs'
+import { MemoryStorage } from '../../test-support/storage.mjs'
+import { eventually, sleep, waitFor } from '../../test-support/wait.mjs'
 
 // --- Browser globals used by the reference client -----------------------------------------------
 // DbConnection uses the global WebSocket (with binaryType 'arraybuffer', which `ws` supports),
 // StateListener calls window.setTimeout, and uniqueClientId() keeps its id in sessionStorage.
 globalThis.WebSocket = WebSocket
 globalThis.window = globalThis
-
-/** Minimal in-memory Storage; clear() it to act as a new browser tab. */
-class MemoryStorage {
-  #items = new Map()
-  getItem(key) {
-    return this.#items.has(key) ? this.#items.get(key) : null
-  }
-  setItem(key, value) {
-    this.#items.set(key, String(value))
-  }
-  removeItem(key) {
-    this.#items.delete(key)
-  }
-  clear() {
-    this.#items.clear()
-  }
-}
 globalThis.sessionStorage = new MemoryStorage()
 
 // Loaded dynamically so that it is evaluated after the globals above exist.
 const reference = (await import('driftdb-reference')).default
-export const { Api, DbConnection, HttpConnection, PresenceListener, Reducer, StateListener, uniqueClientId } =
-  reference
+export const { Api, DbConnection, HttpConnection, PresenceListener, Reducer, StateListener, uniqueClientId } = reference
 
 // --- Timing ------------------------------------------------------------------------------------------
 export const WAIT_MS = 5_000
 const TEST_TIMEOUT_MS = 30_000
 
-/**
- * Polls `check` until it returns a truthy value (which is returned) and fails after `timeout` ms.
- * A `check` that throws (e.g. a failing assert) counts as "not yet"; its last error is reported on timeout.
- *
- * @template T
- * @param {() => T} check
- * @param {{what: string, timeout?: number}} options
- * @returns {Promise<T>}
- */
-export async function waitFor(check, { what, timeout = WAIT_MS }) {
-  const deadline = Date.now() + timeout
-  let lastError = null
-  for (;;) {
-    try {
-      const result = check()
-      if (result) return result
-      lastError = null
-    } catch (error) {
-      lastError = error
-    }
-    if (Date.now() >= deadline) {
-      const detail = lastError ? `\nlast check failed with: ${lastError.message}` : ''
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${detail}`, { cause: lastError })
-    }
-    await sleep(10)
-  }
-}
-
-/** Retries `assertion` (a function that throws while unsatisfied) until it passes; see waitFor. */
-export function eventually(assertion, { what, timeout = WAIT_MS }) {
-  return waitFor(
-    () => {
-      assertion()
-      return true
-    },
-    { what, timeout },
-  )
-}
+// waitFor(check, {what, timeout}) and eventually(assertion, {what, timeout}) poll for WAIT_MS by default.
+export { eventually, sleep, waitFor }
 
 /** Resolves with `promise`'s result, or rejects if it takes more than `timeout` ms. */
 export async function withTimeout(promise, what, timeout = WAIT_MS) {
@@ -92,8 +40,6 @@ export async function withTimeout(promise, what, timeout = WAIT_MS) {
     clearTimeout(timer)
   }
 }
-
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 // --- Per-test resources ----------------------------------------------------------------------------
 

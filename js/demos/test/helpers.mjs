@@ -1,27 +1,16 @@
 // Shared by the demo tests: the real server serving the built demos (WebTransport on), and headless Chromium.
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { chromium } from 'playwright-core'
-
+import { launchChromium } from '../../test-support/chromium.mjs'
 import { startServer } from '../../test-support/server.mjs'
+import { until } from '../../test-support/wait.mjs'
 
 export const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
 export const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/demos/', import.meta.url))
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
 export const STEP_TIMEOUT_MS = 10_000
 
 /**
@@ -33,21 +22,14 @@ export async function startDemos() {
   await mkdir(ARTIFACTS, { recursive: true })
   // The harness adds --no-webtransport by default; the later --webtransport wins.
   const server = await startServer({ args: ['--webtransport', '--static-dir', DIST] })
-  const profile = await mkdtemp(join(tmpdir(), 'driftdb-demos-chromium-'))
-  let context
+  let chrome
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: false, // --headless=new is in the arguments
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1200, height: 900 },
-      timeout: 30_000,
-    })
+    chrome = await launchChromium({ viewport: { width: 1200, height: 900 } })
   } catch (error) {
     await server.stop()
-    await rm(profile, { recursive: true, force: true })
     throw error
   }
+  const { context } = chrome
   const errors = []
   let unused = context.pages()[0] ?? null
 
@@ -74,9 +56,8 @@ export async function startDemos() {
     /** Errors thrown in any page (uncaught), for a final check. */
     errors,
     async close() {
-      await context?.close().catch(() => {})
+      await chrome.close().catch(() => {})
       await server.stop()
-      await rm(profile, { recursive: true, force: true })
     },
   }
 }
@@ -109,22 +90,12 @@ export async function joinRoom(demos, firstPage, label, extraQuery = '') {
 }
 
 /** Polls `check` (which throws until satisfied) for a bounded time. */
-export async function eventually(what, check, timeout = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeout
-  let last
-  for (;;) {
-    try {
-      return await check()
-    } catch (error) {
-      last = error
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${last?.message ?? last}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
+export function eventually(what, check, timeout = STEP_TIMEOUT_MS) {
+  return until(what, check, timeout, 100)
 }
 
 export async function screenshot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true })
 }
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+export { sleep } from '../../test-support/wait.mjs'

@@ -6,16 +6,13 @@ import { after, before, test } from 'node:test'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '../../../test-support/chromium.mjs'
 import { startServer } from '../../../test-support/server.mjs'
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking']
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+import { until } from '../../../test-support/wait.mjs'
 
 let server
 let site
-let browser
+let chrome
 
 before(async () => {
   server = await startServer({ args: ['--webtransport'] })
@@ -40,35 +37,23 @@ before(async () => {
     response.writeHead(404).end()
   })
   await new Promise((r) => site.listen(0, '127.0.0.1', r))
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: false, args: ARGS, timeout: 30_000 })
+  chrome = await launchChromium()
 })
 
 after(async () => {
-  await browser?.close()
+  await chrome?.close()
   await new Promise((r) => (site ? site.close(r) : r()))
   await server?.stop()
 })
 
-async function until(what, check, timeout = 10_000) {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    try {
-      return await check()
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${e.message}`)
-      await sleep(50)
-    }
-  }
-}
-
 const text = (page, id) => page.locator(`#${id}`).textContent()
 
 test('a driftdb-react 1.0.12 app runs unchanged in Chromium, over WebTransport', async () => {
-  const first = await browser.newPage()
+  const first = await chrome.context.newPage()
   await first.goto(`http://127.0.0.1:${site.address().port}/`)
   // The provider made a room and put it in the page URL, as 1.0.12 does.
   await until('room in the URL', async () => assert.match(first.url(), /_driftdb_room=\w+/))
-  const second = await browser.newPage()
+  const second = await chrome.context.newPage()
   await second.goto(first.url())
   const pages = [first, second]
   await until('connected over WebTransport', async () => {

@@ -8,6 +8,8 @@ import TestRenderer, { act } from 'react-test-renderer'
 import { WebSocket } from 'ws'
 import { Api, HttpConnection } from 'driftdb'
 import { startServer } from '../../../test-support/server.mjs'
+import { MemoryStorage } from '../../../test-support/storage.mjs'
+import { sleep } from '../../../test-support/wait.mjs'
 import {
   DriftDBProvider,
   RoomQRCode,
@@ -25,21 +27,7 @@ import {
 globalThis.IS_REACT_ACT_ENVIRONMENT = true
 globalThis.WebSocket = WebSocket
 
-class MemoryStorage {
-  #items = new Map()
-  getItem(k) {
-    return this.#items.has(k) ? this.#items.get(k) : null
-  }
-  setItem(k, v) {
-    this.#items.set(k, String(v))
-  }
-  removeItem(k) {
-    this.#items.delete(k)
-  }
-}
-
 const h = React.createElement
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** Lets React and the network run until `check` passes (it throws until then), bounded in time. */
 async function until(check, what, timeout = 5_000) {

@@ -11,11 +11,10 @@ import { createServer } from 'node:http'
 import { extname, join, normalize } from 'node:path'
 import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '../../../test-support/chromium.mjs'
+import { until } from '../../../test-support/wait.mjs'
 import { Api, sleep, startServer } from './helpers.mjs'
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking']
 const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
 const CBOR_X = fileURLToPath(new URL('../../../node_modules/cbor-x/', import.meta.url))
 const PAGE = fileURLToPath(new URL('./browser/page.js', import.meta.url))
@@ -25,7 +24,7 @@ const HTML = `<!doctype html><meta charset="utf-8"><title>driftdb</title>
 <script type="importmap">{"imports": {"driftdb": "/driftdb/index.js", "cbor-x": "/cbor-x/index.js"}}</script>
 <script type="module" src="/page.js"></script>`
 
-let browser
+let chrome
 let site
 let siteUrl
 const pages = []
@@ -48,16 +47,16 @@ before(async () => {
   })
   await new Promise((r) => site.listen(0, '127.0.0.1', r))
   siteUrl = `http://127.0.0.1:${site.address().port}/`
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: false, args: ARGS, timeout: 30_000 })
+  chrome = await launchChromium()
 })
 
 after(async () => {
-  await browser?.close()
+  await chrome?.close()
   await new Promise((r) => (site ? site.close(r) : r()))
 })
 
 async function newPage(label) {
-  const page = await browser.newPage()
+  const page = await chrome.context.newPage()
   page.setDefaultTimeout(10_000)
   page.on('console', (m) => {
     if (m.type() === 'error' && process.env.DRIFTDB_TEST_VERBOSE) process.stderr.write(`[${label}] ${m.text()}\n`)
@@ -74,19 +73,6 @@ async function closePages() {
 }
 
 const snap = (page) => page.evaluate(() => window.appSnapshot())
-
-/** Polls the pages' snapshots until `check` (which throws until satisfied) passes. */
-async function until(what, check, timeout = 10_000) {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    try {
-      return await check()
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${e.message}`)
-      await sleep(50)
-    }
-  }
-}
 
 /** Spawns `driftdb serve` on a fixed port (WebTransport on), for the restart test. */
 async function serveOnPort(port) {

@@ -1,39 +1,32 @@
 // Shared helpers for the driftdb package tests (run on the compiled dist/).
 import { WebSocket } from 'ws'
 import net from 'node:net'
+import { after, before } from 'node:test'
 import { startServer } from '../../../test-support/server.mjs'
+import { Api } from '../dist/index.js'
 
 export { startServer }
 export * from '../dist/index.js'
 export { WebSocket }
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+export { eventually, sleep, waitFor } from '../../../test-support/wait.mjs'
 
-/** Polls `check` until it returns truthy (the result) or throws after `timeout` ms with `what`. */
-export async function waitFor(check, { what, timeout = 5_000 } = {}) {
-  const deadline = Date.now() + timeout
-  let lastError = null
-  for (;;) {
-    try {
-      const result = check()
-      if (result) return result
-      lastError = null
-    } catch (e) {
-      lastError = e
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${lastError ? `: ${lastError.message}` : ''}`)
-    }
-    await sleep(10)
-  }
+/**
+ * Starts one server for the calling test file. Returns `{server, api, open}`: `server` and `api` (an Api on it) are
+ * set before the first test; connections pushed onto `open` are disconnected, and the server stopped, after the last.
+ */
+export function useServer() {
+  const env = { server: null, api: null, open: [] }
+  before(async () => {
+    env.server = await startServer()
+    env.api = new Api(env.server.url)
+  })
+  after(async () => {
+    for (const db of env.open) db.disconnect()
+    await env.server?.stop()
+  })
+  return env
 }
-
-/** Retries an assertion until it passes. */
-export const eventually = (assertion, opts) =>
-  waitFor(() => {
-    assertion()
-    return true
-  }, opts)
 
 /** Fast reconnect settings for tests. */
 export const FAST = {

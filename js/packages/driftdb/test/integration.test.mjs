@@ -1,6 +1,6 @@
 // Node integration tests against the real server over WebSocket, for every public class.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import {
   Api,
   DbConnection,
@@ -14,21 +14,12 @@ import {
   sleep,
   startProxy,
   startServer,
+  useServer,
   waitFor,
 } from './helpers.mjs'
 
-let server
-let api
-const open = []
-
-before(async () => {
-  server = await startServer()
-  api = new Api(server.url)
-})
-after(async () => {
-  for (const db of open) db.disconnect()
-  await server?.stop()
-})
+const env = useServer()
+const { open } = env
 
 async function connect(room, options = {}) {
   const db = new DbConnection()
@@ -38,19 +29,19 @@ async function connect(room, options = {}) {
 }
 
 test('Api: newRoom and getRoom', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   assert.match(room.room, /\S+/)
   assert.match(room.socket_url, /^ws:\/\/.*\/room\/.*\/connect$/)
   assert.match(room.http_url, /^http:\/\/.*\/room\/.*\/send$/)
-  const again = await api.getRoom(room.room)
+  const again = await env.api.getRoom(room.room)
   assert.equal(again.room, room.room)
   assert.equal(again.socket_url, room.socket_url)
   // A trailing slash on the API URL is fine.
-  assert.equal((await new Api(`${server.url}/`).getRoom(room.room)).room, room.room)
+  assert.equal((await new Api(`${env.server.url}/`).getRoom(room.room)).room, room.room)
 })
 
 test('DbConnection (JSON): status, subscribe with replay, live pushes, stream_size, latency', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   const a = await connect(room)
   assert.deepEqual(a.status, { connected: true, debugUrl: a.status.debugUrl, transport: 'websocket' })
   assert.equal(a.transport, 'websocket')
@@ -86,7 +77,7 @@ test('DbConnection (JSON): status, subscribe with replay, live pushes, stream_si
 })
 
 test('DbConnection: a second listener on a subscribed key gets the replay, the first gets no duplicates', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   const a = await connect(room)
   const first = collector()
   a.subscribe('k', first)
@@ -120,10 +111,10 @@ test('DbConnection: a second listener on a subscribed key gets the replay, the f
 })
 
 test('DbConnection (CBOR): byte strings round-trip as Uint8Array, the URL never grows', async () => {
-  const room = await api.newRoom()
-  const proxy = await startProxy(server.port)
+  const room = await env.api.newRoom()
+  const proxy = await startProxy(env.server.port)
   try {
-    const url = room.socket_url.replace(`:${server.port}/`, `:${proxy.port}/`)
+    const url = room.socket_url.replace(`:${env.server.port}/`, `:${proxy.port}/`)
     const a = new DbConnection()
     open.push(a)
     await a.connect(url, { cbor: true, ...FAST })
@@ -157,7 +148,7 @@ test('DbConnection (CBOR): byte strings round-trip as Uint8Array, the URL never 
 })
 
 test('DbConnection: unsubscribe stops deliveries and tells the server when the last listener goes', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   const a = await connect(room)
   const b = await connect(room)
   const l1 = collector()
@@ -196,10 +187,10 @@ test('DbConnection: unsubscribe stops deliveries and tells the server when the l
 })
 
 test('DbConnection: reconnect resumes from the last seq; nothing missed or doubled; offline writes delivered', async () => {
-  const room = await api.newRoom()
-  const proxy = await startProxy(server.port)
+  const room = await env.api.newRoom()
+  const proxy = await startProxy(env.server.port)
   try {
-    const a = await connect({ ...room, socket_url: room.socket_url.replace(`:${server.port}/`, `:${proxy.port}/`) })
+    const a = await connect({ ...room, socket_url: room.socket_url.replace(`:${env.server.port}/`, `:${proxy.port}/`) })
     const b = await connect(room)
     const gotA = collector()
     const gotB = collector()
@@ -250,11 +241,11 @@ test('DbConnection: reconnect resumes from the last seq; nothing missed or doubl
 })
 
 test('DbConnection: a dead connection (no pong) is detected and replaced', async () => {
-  const room = await api.newRoom()
-  const proxy = await startProxy(server.port)
+  const room = await env.api.newRoom()
+  const proxy = await startProxy(env.server.port)
   try {
     const a = await connect(
-      { ...room, socket_url: room.socket_url.replace(`:${server.port}/`, `:${proxy.port}/`) },
+      { ...room, socket_url: room.socket_url.replace(`:${env.server.port}/`, `:${proxy.port}/`) },
       { pingIntervalMs: 100, deadAfterMs: 400 },
     )
     const got = collector()
@@ -339,7 +330,7 @@ test('DbConnection: server restart (new epoch) resets keys, replays from 0, keep
 })
 
 test('HttpConnection: push, get, ping', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   const http = new HttpConnection(room.http_url)
   assert.equal(await http.send({ type: 'push', key: 'h', value: 1, action: { type: 'append' } }), null)
   assert.deepEqual(await http.send({ type: 'push', key: 'h', value: 2, action: { type: 'append' } }), {
@@ -354,11 +345,11 @@ test('HttpConnection: push, get, ping', async () => {
     [1, 2],
   )
   assert.equal((await http.send({ type: 'ping', nonce: 3 })).type, 'pong')
-  await assert.rejects(new HttpConnection(`${server.url}/room/%20/send`).send({ type: 'ping' }), /HTTP error/)
+  await assert.rejects(new HttpConnection(`${env.server.url}/room/%20/send`).send({ type: 'ping' }), /HTTP error/)
 })
 
 test('StateListener: two clients share a value', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   const a = await connect(room)
   const b = await connect(room)
   const seenA = collector()
@@ -387,7 +378,7 @@ test('StateListener: two clients share a value', async () => {
 })
 
 test('PresenceListener: peers see each other, and a peer leaving is reported', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   const a = await connect(room)
   const b = await connect(room)
   const seenA = []
@@ -419,7 +410,7 @@ test('PresenceListener: peers see each other, and a peer leaving is reported', a
 })
 
 test('Reducer: concurrent dispatches on two clients converge, with compaction', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   const a = await connect(room)
   const b = await connect(room)
   // Order-sensitive reducer: a bounded log of actions plus a sum.
@@ -471,7 +462,7 @@ test('Reducer: concurrent dispatches on two clients converge, with compaction', 
 })
 
 test('volatile relays are delivered over WebSocket and not stored', async () => {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   const a = await connect(room)
   const b = await connect(room)
   const got = collector()
@@ -491,10 +482,10 @@ test('volatile relays are delivered over WebSocket and not stored', async () => 
 })
 
 test('Reducer: an action lost in flight on a dying connection is sent again, once, after reconnecting', async () => {
-  const room = await api.newRoom()
-  const proxy = await startProxy(server.port)
+  const room = await env.api.newRoom()
+  const proxy = await startProxy(env.server.port)
   try {
-    const a = await connect({ ...room, socket_url: room.socket_url.replace(`:${server.port}/`, `:${proxy.port}/`) })
+    const a = await connect({ ...room, socket_url: room.socket_url.replace(`:${env.server.port}/`, `:${proxy.port}/`) })
     const b = await connect(room)
     const reducer = (s, x) => [...s, x]
     const shown = { a: null, b: null }
@@ -531,12 +522,16 @@ test('Reducer: an action lost in flight on a dying connection is sent again, onc
 })
 
 test('Reducer chaos: cuts and in-flight losses on three clients; every action applied exactly once; all converge', async () => {
-  const room = await api.newRoom()
-  const proxies = [await startProxy(server.port), await startProxy(server.port), await startProxy(server.port)]
+  const room = await env.api.newRoom()
+  const proxies = [
+    await startProxy(env.server.port),
+    await startProxy(env.server.port),
+    await startProxy(env.server.port),
+  ]
   try {
     const dbs = []
     for (const p of proxies) {
-      dbs.push(await connect({ ...room, socket_url: room.socket_url.replace(`:${server.port}/`, `:${p.port}/`) }))
+      dbs.push(await connect({ ...room, socket_url: room.socket_url.replace(`:${env.server.port}/`, `:${p.port}/`) }))
     }
     // Counts how often each action was applied: exactly-once shows as all ones.
     const reducer = (s, id) => ({ ...s, [id]: (s[id] ?? 0) + 1 })

@@ -2,9 +2,8 @@
 // (real web streams, postcard frames) standing in for the server's QUIC endpoint. The WebSocket side is the
 // real server.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import {
-  Api,
   DbConnection,
   FAST,
   collector,
@@ -13,22 +12,13 @@ import {
   eventually,
   postcard,
   sleep,
-  startServer,
+  useServer,
   waitFor,
 } from './helpers.mjs'
 
 const values = { encode: encodeCbor, decode: decodeCbor }
-let server
-let api
-const open = []
-before(async () => {
-  server = await startServer()
-  api = new Api(server.url)
-})
-after(async () => {
-  for (const db of open) db.disconnect()
-  await server?.stop()
-})
+const env = useServer()
+const { open } = env
 
 /** A fake `WebTransport` whose behaviour is set per test: 'ok', 'hang' or 'fail'. */
 function fakeWebTransport(behaviour, onSession = () => {}) {
@@ -92,7 +82,7 @@ function fakeWebTransport(behaviour, onSession = () => {}) {
 const HASH = 'ab'.repeat(32)
 
 async function wtRoom() {
-  const room = await api.newRoom()
+  const room = await env.api.newRoom()
   return { ...room, webtransport_url: `https://127.0.0.1:1/room/${room.room}/connect`, certificate_hashes: [HASH] }
 }
 
