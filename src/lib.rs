@@ -9,6 +9,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod room_info;
 pub mod server;
 pub mod tls;
 pub mod webtransport;

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::room_info::CertificateHash;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracing::info;
@@ -153,20 +153,6 @@ pub fn write_dev_certificate(dir: &Path, host_names: &[String]) -> Result<(PathB
             .map_err(|source| TlsError::Write { path, source })
     };
     Ok((write(dir.join("dev-cert.pem"), &cert_pem)?, write(dir.join("dev-key.pem"), &key_pem)?))
-}
-
-/// A certificate hash in the shape of the browser's `WebTransportHash` (`{"algorithm":"sha-256","value":"<hex>"}`);
-/// the page converts `value` from hex to a `Uint8Array`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CertificateHash {
-    pub algorithm: &'static str,
-    pub value: String,
-}
-
-impl CertificateHash {
-    fn sha256(bytes: &[u8; 32]) -> Self {
-        CertificateHash { algorithm: "sha-256", value: bytes.iter().map(|b| format!("{b:02x}")).collect() }
-    }
 }
 
 /// Where the listener's certificate comes from.

@@ -15,12 +15,11 @@ fn golden_path() -> PathBuf {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn unhex(text: &str) -> Vec<u8> {
-    assert!(text.len().is_multiple_of(2), "odd hex length: {text}");
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits")).collect()
+    hex::decode(text).unwrap_or_else(|e| panic!("bad hex {text}: {e}"))
 }
 
 /// A value built exactly as the JSON codec builds one from a client message.

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
 use bytes::{Bytes, BytesMut};
+pub use driftdb::room_info::RoomInfo;
 use driftdb::webtransport::framing::{FrameDecoder, put_frame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -54,22 +54,6 @@ pub fn ensure_loopback(url: &Url) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `POST /new` answers, as far as the tool needs it.
-#[derive(Clone, Debug, Deserialize)]
-pub struct RoomInfo {
-    pub room: String,
-    #[serde(default)]
-    pub webtransport_url: Option<Url>,
-    #[serde(default)]
-    pub certificate_hashes: Vec<CertificateHash>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct CertificateHash {
-    pub algorithm: String,
-    pub value: String,
-}
-
 /// Connects clients of one transport to one server.
 #[derive(Clone)]
 pub struct Connector {
@@ -97,14 +81,8 @@ impl Connector {
         let response = self.http.post(url).send().await.context("POST /new")?.error_for_status()?;
         let info: RoomInfo = response.json().await.context("room info")?;
         if self.transport == Transport::Wt && self.wt_hashes.is_none() {
-            let wt_url = info.webtransport_url.as_ref().context("the server publishes no webtransport_url")?;
-            ensure_loopback(wt_url)?;
-            let hashes = info
-                .certificate_hashes
-                .iter()
-                .filter(|h| h.algorithm == "sha-256")
-                .map(|h| from_hex(&h.value))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            ensure_loopback(&webtransport_url(&info)?)?;
+            let hashes = info.sha256_hashes().context("certificate hashes")?;
             ensure!(!hashes.is_empty(), "the server publishes no certificate hash (an operator certificate?)");
             self.wt_hashes = Some(hashes);
         }
@@ -140,7 +118,7 @@ impl Connector {
                 // One QUIC endpoint (one UDP socket) per session, as each browser has: a single socket shared by
                 // hundreds of sessions overflows its receive buffer and loses datagrams the server did send.
                 let client = web_transport_quinn::ClientBuilder::new().with_server_certificate_hashes(hashes)?;
-                let url = room.webtransport_url.clone().context("the server publishes no webtransport_url")?;
+                let url = webtransport_url(room)?;
                 ensure_loopback(&url)?;
                 let session = client.connect(url).await.context("WebTransport connect")?;
                 let (send, recv) = session.open_bi().await.context("open the control stream")?;
@@ -151,9 +129,10 @@ impl Connector {
     }
 }
 
-fn from_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
-    ensure!(hex.len().is_multiple_of(2), "odd-length hex");
-    (0..hex.len()).step_by(2).map(|i| Ok(u8::from_str_radix(&hex[i..i + 2], 16)?)).collect()
+/// The room's WebTransport URL, which a server without WebTransport does not publish.
+fn webtransport_url(room: &RoomInfo) -> anyhow::Result<Url> {
+    let url = room.webtransport_url.as_deref().context("the server publishes no webtransport_url")?;
+    Ok(Url::parse(url)?)
 }
 
 type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -12,6 +12,7 @@ use anyhow::{Context, anyhow, bail, ensure};
 use bytes::{Bytes, BytesMut};
 use ciborium::value::Value as Cbor;
 use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard};
+use driftdb::room_info::RoomInfo;
 use driftdb::webtransport::framing::{FrameDecoder, put_frame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -199,20 +200,6 @@ fn decode_postcard(bytes: &[u8]) -> anyhow::Result<In> {
     })
 }
 
-#[derive(Clone, Debug, Deserialize)]
-struct RoomInfo {
-    #[serde(default)]
-    webtransport_url: Option<Url>,
-    #[serde(default)]
-    certificate_hashes: Vec<CertificateHash>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-struct CertificateHash {
-    algorithm: String,
-    value: String,
-}
-
 /// Where the clients find the server.
 pub struct Endpoint {
     /// HTTP base URL, e.g. `http://10.77.0.1:8080/`.
@@ -296,16 +283,12 @@ impl Endpoint {
             }
             Transport::Wt => {
                 let info = self.room_info(room).await?;
-                let mut url = info.webtransport_url.clone().context("the server publishes no webtransport_url")?;
+                let url = info.webtransport_url.as_deref().context("the server publishes no webtransport_url")?;
+                let mut url = Url::parse(url)?;
                 let client = self
                     .wt
                     .get_or_try_init(|| async {
-                        let hashes = info
-                            .certificate_hashes
-                            .iter()
-                            .filter(|h| h.algorithm == "sha-256")
-                            .map(|h| from_hex(&h.value))
-                            .collect::<anyhow::Result<Vec<_>>>()?;
+                        let hashes = info.sha256_hashes().context("certificate hashes")?;
                         ensure!(!hashes.is_empty(), "the server publishes no certificate hash");
                         Ok::<_, anyhow::Error>(
                             web_transport_quinn::ClientBuilder::new().with_server_certificate_hashes(hashes)?,
@@ -325,11 +308,6 @@ impl Endpoint {
             }
         }
     }
-}
-
-fn from_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
-    ensure!(hex.len().is_multiple_of(2), "odd-length hex");
-    (0..hex.len()).step_by(2).map(|i| Ok(u8::from_str_radix(&hex[i..i + 2], 16)?)).collect()
 }
 
 impl Conn {

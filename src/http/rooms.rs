@@ -3,26 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::engine::RoomId;
-use crate::tls::CertificateHash;
-
-#[derive(Serialize)]
-pub struct RoomInfo {
-    room: String,
-    socket_url: String,
-    http_url: String,
-    /// `https://HOST:WT_PORT/room/ID/connect`; absent with `--no-webtransport`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    webtransport_url: Option<String>,
-    /// For the browser's `serverCertificateHashes` while the certificate is self-signed: a list of
-    /// `{"algorithm":"sha-256","value":"<hex>"}`, newest first (two during a renewal overlap).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    certificate_hashes: Option<Vec<CertificateHash>>,
-}
+use crate::room_info::RoomInfo;
 
 pub async fn new_room(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<RoomInfo>, ApiError> {
     let room = state.rooms.create().map_err(ApiError::unavailable)?;

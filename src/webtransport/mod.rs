@@ -30,7 +30,8 @@ use crate::admission::Admission;
 use crate::config::ServerConfig;
 use crate::engine::Rooms;
 use crate::metrics::Metrics;
-use crate::tls::{CertificateHash, Certificates, TlsError};
+use crate::room_info::CertificateHash;
+use crate::tls::{Certificates, TlsError};
 use session::SessionContext;
 
 /// How long shutdown waits for close frames to leave before the endpoints go.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use driftdb::config::ServerConfig;
 use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard};
+use driftdb::room_info::RoomInfo;
 use driftdb::server::RunningServer;
 use driftdb::webtransport::framing::{FrameDecoder, put_frame};
 use futures_util::{SinkExt, StreamExt};
@@ -110,17 +111,10 @@ pub fn url(info: &Json) -> url::Url {
 
 /// The `certificate_hashes` of a room info, as bytes.
 pub fn hashes(info: &Json) -> Vec<Vec<u8>> {
-    let list = info["certificate_hashes"].as_array().expect("room info has certificate_hashes");
-    list.iter()
-        .map(|hash| {
-            assert_eq!(hash["algorithm"], "sha-256");
-            from_hex(hash["value"].as_str().expect("hash value is hex text"))
-        })
-        .collect()
-}
-
-pub fn from_hex(hex: &str) -> Vec<u8> {
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digits")).collect()
+    let info: RoomInfo = serde_json::from_value(info.clone()).expect("room info has the documented shape");
+    let hashes = info.sha256_hashes().expect("certificate hashes are hex");
+    assert!(!hashes.is_empty(), "room info has certificate_hashes: {info:?}");
+    hashes
 }
 
 /// A value from JSON.
