@@ -25,7 +25,7 @@ function killAll() {
   for (const child of running) child.kill('SIGKILL')
 }
 
-// 'exit' runs on normal exit, process.exit() and uncaught exceptions. Signals terminate without
+// 'exit' runs on normal exit, on process.exit and on uncaught exceptions. Signals terminate without
 // 'exit' unless handled, so kill the servers there too, then restore the signal's default effect
 // when nobody else (e.g. the node:test harness) handles it.
 process.on('exit', killAll)
