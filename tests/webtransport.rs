@@ -341,3 +341,49 @@ async fn sessions_establish_under_heavy_handshake_loss() {
     let failures: Vec<_> = results.into_iter().filter_map(Result::err).collect();
     assert!(failures.is_empty(), "sessions failed under 30 % loss: {failures:?}");
 }
+
+/// Opens a bare session to `room`, with an `Origin` header when given (as a browser sends one).
+async fn open_session(
+    server: &Server,
+    room: &str,
+    origin: Option<&str>,
+) -> Result<web_transport_quinn::Session, web_transport_quinn::ClientError> {
+    let info = server.room_info(room).await;
+    let client = web_transport_quinn::ClientBuilder::new().with_server_certificate_hashes(hashes(&info)).unwrap();
+    let mut request = web_transport_proto::ConnectRequest::new(url(&info));
+    if let Some(origin) = origin {
+        request = request.with_header(http::header::ORIGIN, http::HeaderValue::from_str(origin).unwrap());
+    }
+    within("WebTransport connect", client.connect(request)).await
+}
+
+#[tokio::test]
+async fn allowed_origins_are_checked_before_the_session_is_accepted() {
+    let server = Server::start_with(|c| c.limits.allowed_origins = vec!["https://*.example.com".into()]).await;
+    assert!(open_session(&server, "o", Some("https://app.example.com")).await.is_ok());
+    let refused = open_session(&server, "o", Some("https://evil.example.org")).await;
+    let error = refused.err().expect("a disallowed origin is refused");
+    assert!(error.to_string().contains("403"), "{error}");
+    // No Origin header (a non-browser client) is allowed unless --require-origin.
+    assert!(open_session(&server, "o", None).await.is_ok());
+}
+
+#[tokio::test]
+async fn limits_close_the_session_with_the_websocket_close_codes() {
+    let server = Server::start_with(|c| c.limits.max_connections_per_room = 1).await;
+    let mut first = server.connect_wt("full").await;
+    let second = open_session(&server, "full", None).await.expect("the session is accepted, then closed");
+    match within("the refused session closes", second.closed()).await {
+        web_transport_quinn::SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(
+            code,
+            reason,
+        )) => {
+            assert_eq!(code, 4003);
+            assert!(reason.contains("room full"), "{reason}");
+        }
+        other => panic!("closed without the limit's code: {other:?}"),
+    }
+    // The session already in the room is unaffected.
+    first.send(&ClientMessage::Ping { nonce: Some(9) }).await;
+    assert_eq!(first.recv().await, ServerMessage::Pong { nonce: Some(9) });
+}

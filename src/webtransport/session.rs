@@ -132,12 +132,22 @@ async fn establish(incoming: quinn::Incoming, context: &SessionContext) -> Resul
     let (target, connection) = match admitted {
         Ok(admitted) => admitted,
         Err(refused) => {
-            if let Some(limit) = refused.limit {
-                context.metrics.closed(limit);
+            match refused.limit {
+                // As on the WebSocket: a browser never sees the status of a refused CONNECT (Chromium reports a
+                // bare QUIC error), but it does see a session's close code. So a limit accepts the session and
+                // closes it at once with the limit's code, the same number a WebSocket client gets.
+                Some(limit) => {
+                    context.metrics.closed(limit);
+                    wait_for_webtransport_settings(&mut h3).await?;
+                    let session = Http3Session::accept(stream).await?;
+                    session.close(&quic, limit.code().into(), limit.text()).await;
+                }
+                None => {
+                    refuse(stream, refused.status).await;
+                    // Closing now would discard the response before it is sent: let the client read it and leave.
+                    let _ = tokio::time::timeout(REFUSAL_GRACE, quic.closed()).await;
+                }
             }
-            refuse(stream, refused.status).await;
-            // Closing now would discard the response before it is sent: let the client read it and leave.
-            let _ = tokio::time::timeout(REFUSAL_GRACE, quic.closed()).await;
             return Err(SetupError::Refused(refused.status, refused.why));
         }
     };
@@ -155,7 +165,8 @@ struct Refused {
 }
 
 /// Applies the same admission rules as the WebSocket (origin, connect rate, room and server limits) and attaches
-/// the session to its room. Unlike a WebSocket, a refusal here is a proper HTTP status the browser reports.
+/// the session to its room. The status is what a refused CONNECT answers; a limit's is only logged, since the
+/// session is accepted and closed with the limit's code instead (see `establish`).
 fn admit(
     request: &http::Request<()>,
     quic: &quinn::Connection,
