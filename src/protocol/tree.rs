@@ -85,7 +85,7 @@ pub fn from_tree(tree: Cbor) -> Result<ClientMessage, DecodeError> {
     match kind.as_str() {
         "push" => {
             let key = f.key()?;
-            let value = Value::from_tree(f.required("value")?);
+            let value = Value::from_client_tree(f.required("value")?)?;
             let action = action(f.required("action")?)?;
             let volatile = match f.take("volatile") {
                 None | Some(Cbor::Null) => false,
@@ -317,6 +317,17 @@ mod tests {
             Err(DecodeError::MissingField("seq"))
         );
         assert!(matches!(decode_cbor(&[0xa1, 0x61]), Err(DecodeError::Cbor(_))));
+        // A value nested deeper than JSON allows, in a CBOR frame (a JSON frame cannot even be parsed that deep).
+        let deep = (0..200).fold(Cbor::Null, |inner, _| Cbor::Array(vec![inner]));
+        let push = Cbor::Map(vec![
+            (Cbor::Text("type".into()), Cbor::Text("push".into())),
+            (Cbor::Text("key".into()), Cbor::Text("k".into())),
+            (Cbor::Text("value".into()), deep),
+            (Cbor::Text("action".into()), Cbor::Map(vec![(Cbor::Text("type".into()), Cbor::Text("relay".into()))])),
+        ]);
+        let mut frame = Vec::new();
+        ciborium::into_writer(&push, &mut frame).unwrap();
+        assert!(matches!(decode_cbor(&frame), Err(DecodeError::InvalidValue(m)) if m.contains("nested deeper")));
     }
 
     #[test]

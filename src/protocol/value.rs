@@ -19,6 +19,11 @@ const TAG_UINT8_ARRAY: u64 = 64;
 const TAG_BIGNUM_POSITIVE: u64 = 2;
 const TAG_BIGNUM_NEGATIVE: u64 = 3;
 
+/// The deepest nesting of arrays and maps a client's value may have: what serde_json's parser accepts, so that
+/// every stored value has a JSON form that JSON clients (and this server) can parse back. JSON input is held to it
+/// by the parser; CBOR and postcard input is checked here.
+pub const MAX_DEPTH: usize = 127;
+
 /// An opaque application value, held as canonical CBOR bytes. Cheap to clone.
 #[derive(Clone)]
 pub struct Value(Arc<ValueInner>);
@@ -38,6 +43,14 @@ impl Value {
         Self::from_canonical(Bytes::from(buf))
     }
 
+    /// Builds a value from a tree a client sent, refusing one nested deeper than [`MAX_DEPTH`].
+    pub fn from_client_tree(tree: Cbor) -> Result<Self, DecodeError> {
+        if nesting(&tree) > MAX_DEPTH {
+            return Err(DecodeError::InvalidValue(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(Self::from_tree(tree))
+    }
+
     /// Decodes and normalises CBOR bytes received from a client (e.g. inside a postcard envelope).
     pub fn from_cbor_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = bytes;
@@ -45,7 +58,7 @@ impl Value {
         if !reader.is_empty() {
             return Err(DecodeError::InvalidValue(format!("{} trailing bytes after the value", reader.len())));
         }
-        Ok(Self::from_tree(tree))
+        Self::from_client_tree(tree)
     }
 
     /// Wraps bytes that are already canonical (produced by [`Value::from_tree`]).
@@ -78,8 +91,8 @@ impl Value {
     pub fn json(&self) -> &RawValue {
         self.0.json.get_or_init(|| {
             let tree: Cbor = ciborium::from_reader(&self.0.cbor[..]).expect("canonical CBOR always decodes");
-            let text = serde_json::to_string(&AsJson(&tree)).expect("every CBOR tree has a JSON form");
-            RawValue::from_string(text).expect("serde_json output is valid JSON")
+            // Written, not parsed back: serde_json output is valid JSON by construction.
+            serde_json::value::to_raw_value(&AsJson(&tree)).expect("every CBOR tree has a JSON form")
         })
     }
 
@@ -102,6 +115,17 @@ impl PartialEq for Value {
 }
 
 impl Eq for Value {}
+
+/// How deeply arrays and maps nest in `tree` (tags and scalars add nothing; JSON has neither tags nor CBOR's
+/// non-text keys, which it writes as strings).
+fn nesting(tree: &Cbor) -> usize {
+    match tree {
+        Cbor::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Cbor::Map(entries) => 1 + entries.iter().map(|(_, v)| nesting(v)).max().unwrap_or(0),
+        Cbor::Tag(_, inner) => nesting(inner),
+        _ => 0,
+    }
+}
 
 /// Brings a tree to the form it has after an encode–decode round trip, so that the canonical bytes are a fixpoint:
 /// tag-64 byte strings become plain byte strings, and bignums small enough for the decoder to read as integers
@@ -171,10 +195,7 @@ impl Serialize for AsJson<'_> {
                 for (k, v) in entries {
                     match k {
                         Cbor::Text(t) => map.serialize_entry(t, &AsJson(v))?,
-                        other => {
-                            let key = serde_json::to_string(&AsJson(other)).map_err(serde::ser::Error::custom)?;
-                            map.serialize_entry(&key, &AsJson(v))?
-                        }
+                        other => map.serialize_entry(&json_key(other), &AsJson(v))?,
                     }
                 }
                 map.end()
@@ -182,6 +203,22 @@ impl Serialize for AsJson<'_> {
             Cbor::Tag(_, inner) => AsJson(inner).serialize(s),
             // `undefined` and other simple values have no JSON form.
             _ => s.serialize_unit(),
+        }
+    }
+}
+
+/// The JSON object key for a CBOR map key that is not text: a scalar's JSON text (`7`, `true`), anything else
+/// `cbor:` and the hex of its CBOR encoding. Never nested JSON text: escaping a key that holds keys that hold keys
+/// doubles its size at every level, so a few hundred bytes of CBOR could expand to gigabytes (found by fuzzing).
+fn json_key(key: &Cbor) -> String {
+    match key {
+        Cbor::Integer(_) | Cbor::Float(_) | Cbor::Bool(_) | Cbor::Null => {
+            serde_json::to_string(&AsJson(key)).expect("a scalar has a JSON form")
+        }
+        _ => {
+            let mut bytes = Vec::new();
+            ciborium::into_writer(key, &mut bytes).expect("writing CBOR into a Vec cannot fail");
+            format!("cbor:{}", hex::encode(bytes))
         }
     }
 }
@@ -233,7 +270,7 @@ mod tests {
             (Cbor::Integer(7.into()), Cbor::Float(f64::NAN)),
             (Cbor::Array(vec![Cbor::Bool(true)]), Cbor::Float(f64::INFINITY)),
         ]));
-        assert_eq!(v.json().get(), r#"{"7":null,"[true]":null}"#);
+        assert_eq!(v.json().get(), r#"{"7":null,"cbor:81f5":null}"#);
     }
 
     #[test]
@@ -251,6 +288,25 @@ mod tests {
             assert_eq!(Value::from_cbor_bytes(value.cbor()).unwrap().cbor(), value.cbor());
             assert_eq!(value.json().get(), expected);
         }
+    }
+
+    #[test]
+    fn values_nested_deeper_than_json_allows_are_refused() {
+        let nested = |depth: usize| (0..depth).fold(Cbor::Null, |inner, _| Cbor::Array(vec![inner]));
+        let deepest = Value::from_client_tree(nested(MAX_DEPTH)).unwrap();
+        serde_json::from_str::<serde_json::Value>(deepest.json().get()).expect("its JSON form parses back");
+        assert!(matches!(Value::from_client_tree(nested(MAX_DEPTH + 1)), Err(DecodeError::InvalidValue(_))));
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&Cbor::Tag(20, Box::new(nested(200))), &mut bytes).unwrap();
+        assert!(Value::from_cbor_bytes(&bytes).is_err(), "found by fuzzing: a 200-deep array once panicked");
+    }
+
+    #[test]
+    fn keys_holding_keys_do_not_blow_up_the_json_form() {
+        // 40 levels of maps used as keys: escaped JSON text at each level would double 40 times.
+        let nested = (0..40).fold(Cbor::Null, |inner, _| Cbor::Map(vec![(inner, Cbor::Null)]));
+        let value = Value::from_tree(nested);
+        assert!(value.json().get().len() < 4 * value.cbor().len() + 64, "{}", value.json().get().len());
     }
 
     #[test]
