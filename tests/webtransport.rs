@@ -1,5 +1,6 @@
 //! WebTransport end to end: a real server in-process and a real QUIC client (`web-transport-quinn`) over loopback.
 
+mod common;
 mod wt_support;
 
 use std::time::{Duration, Instant};
@@ -35,17 +36,17 @@ fn init_data(message: ServerMessage) -> Vec<(String, u64)> {
 async fn room_info_publishes_the_webtransport_url_and_hash() {
     let server = Server::start().await;
     let info = server.new_room().await;
-    let port = server.server.webtransport_port().expect("WebTransport is on by default");
+    let port = server.running().webtransport_port().expect("WebTransport is on by default");
     let room = info["room"].as_str().unwrap();
     assert_eq!(url(&info).as_str(), format!("https://127.0.0.1:{port}/room/{room}/connect"));
-    assert_eq!(port, server.server.http_addr().port(), "same port number as HTTP by default");
+    assert_eq!(port, server.running().http_addr().port(), "same port number as HTTP by default");
     assert_eq!(hashes(&info).len(), 1);
     assert_eq!(hashes(&info)[0].len(), 32);
 
     let off = Server::start_with(|config| config.no_webtransport = true).await;
     let info = off.new_room().await;
     assert!(info.get("webtransport_url").is_none() && info.get("certificate_hashes").is_none(), "{info}");
-    assert_eq!(off.server.webtransport_port(), None);
+    assert_eq!(off.running().webtransport_port(), None);
 }
 
 #[tokio::test]
@@ -160,7 +161,7 @@ async fn bad_requests_are_refused_with_their_status() {
     let server = Server::start().await;
     let info = server.room_info("fine").await;
     let hashes = hashes(&info);
-    let port = server.server.webtransport_port().unwrap();
+    let port = server.running().webtransport_port().unwrap();
     for (path, status) in [("/room/bad.id/connect", 400), ("/nope", 404), ("/room/fine/other", 404)] {
         let url = format!("https://127.0.0.1:{port}{path}").parse().unwrap();
         let error = WtClient::connect(url, &hashes).await.err().unwrap_or_else(|| panic!("{path} was accepted"));
@@ -183,7 +184,7 @@ async fn a_message_over_the_size_limit_closes_with_1009() {
 async fn a_session_that_vanishes_leaves_its_room_within_the_idle_timeout() {
     let server = Server::start_with(|config| config.wt_idle_timeout_ms = 1000).await;
     let info = server.room_info("vanish").await;
-    let relay = Relay::start(([127, 0, 0, 1], server.server.webtransport_port().unwrap()).into()).await;
+    let relay = Relay::start(([127, 0, 0, 1], server.running().webtransport_port().unwrap()).into()).await;
     let via_relay = format!("https://{}/room/vanish/connect", relay.addr).parse().unwrap();
     let mut client = WtClient::connect(via_relay, &hashes(&info)).await.expect("session through the relay");
     client.send(&ClientMessage::Ping { nonce: None }).await;
@@ -252,7 +253,7 @@ async fn shutdown_closes_sessions_with_1001() {
     let mut client = server.connect_wt("bye").await;
     client.send(&ClientMessage::Ping { nonce: None }).await;
     client.recv().await;
-    let stopping = tokio::spawn(server.server.shutdown());
+    let stopping = tokio::spawn(server.shutdown());
     assert_eq!(client.closed_code().await, Some(1001));
     within("shutdown", stopping).await.unwrap();
 }
@@ -323,7 +324,7 @@ async fn sessions_establish_under_heavy_handshake_loss() {
     // h3-webtransport fails a session whose client SETTINGS arrive after its CONNECT; loss makes that order common.
     let server = Server::start().await;
     let info = server.room_info("lossy").await;
-    let port = server.server.webtransport_port().unwrap();
+    let port = server.running().webtransport_port().unwrap();
     let sessions = (0..12u64).map(|seed| {
         let hashes = hashes(&info);
         async move {

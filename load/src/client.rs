@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail, ensure};
 use bytes::{Bytes, BytesMut};
 pub use driftdb::room_info::RoomInfo;
-use driftdb::webtransport::framing::{FrameDecoder, put_frame};
+use driftdb::webtransport::framing::{FrameDecoder, fits_datagram, put_frame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -151,7 +151,7 @@ impl Tx {
             Tx::Ws { sink, cbor: true } => sink.send(Message::binary(message.cbor())).await?,
             Tx::Wt { session, send, frame } => {
                 let bytes = message.postcard();
-                if message.is_volatile() && bytes.len() < session.max_datagram_size() {
+                if message.is_volatile() && fits_datagram(bytes.len(), session.max_datagram_size()) {
                     session.send_datagram(Bytes::from(bytes))?;
                 } else {
                     frame.clear();

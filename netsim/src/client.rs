@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use ciborium::value::Value as Cbor;
 use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard};
 use driftdb::room_info::RoomInfo;
-use driftdb::webtransport::framing::{FrameDecoder, put_frame};
+use driftdb::webtransport::framing::{FrameDecoder, fits_datagram, put_frame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -317,7 +317,7 @@ impl Conn {
             Tx::Ws(sink) => sink.send(Message::text(message.json())).await?,
             Tx::Wt { session, send, frame } => {
                 let bytes = message.postcard();
-                if message.is_volatile() && bytes.len() < session.max_datagram_size().min(1100) {
+                if message.is_volatile() && fits_datagram(bytes.len(), session.max_datagram_size()) {
                     session.send_datagram(Bytes::from(bytes))?;
                 } else {
                     frame.clear();

@@ -18,6 +18,15 @@ pub enum FrameError {
     BadLength,
 }
 
+/// Chromium silently drops datagrams above ~1211 bytes; stay well under its limit whatever QUIC reports.
+pub const MAX_DATAGRAM_PAYLOAD: usize = 1100;
+
+/// Whether a message of `payload_len` bytes goes as a datagram, given the session's usable datagram size (after its
+/// session prefix); otherwise it goes on the control stream. The server and every Rust client apply this one rule.
+pub fn fits_datagram(payload_len: usize, session_room: usize) -> bool {
+    payload_len <= session_room.min(MAX_DATAGRAM_PAYLOAD)
+}
+
 /// Appends `payload` with its length prefix to `out`.
 pub fn put_frame(out: &mut BytesMut, payload: &[u8]) {
     put_varint(out, payload.len() as u64);

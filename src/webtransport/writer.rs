@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::framing::put_frame;
+use super::framing::{fits_datagram, put_frame};
 use crate::close::CloseReason;
 use crate::engine::Outbox;
 use crate::metrics::ConnectionMetrics;
@@ -19,8 +19,6 @@ use crate::protocol::Outgoing;
 
 /// Most messages taken from the outbox per write.
 const BATCH: usize = 64;
-/// Chromium silently drops datagrams above ~1211 bytes; stay well under its limit whatever QUIC reports.
-const MAX_DATAGRAM_PAYLOAD: usize = 1100;
 /// Longest wait for a going-away flush to reach the client before the connection is closed.
 const FLUSH_GRACE: Duration = Duration::from_millis(500);
 
@@ -118,7 +116,7 @@ impl Writer {
     /// must go on the stream instead.
     fn send_datagram(&self, payload: &Bytes) -> std::io::Result<bool> {
         let room = self.quic.max_datagram_size().unwrap_or(0).saturating_sub(self.datagram_prefix.len());
-        if payload.len() > room.min(MAX_DATAGRAM_PAYLOAD) {
+        if !fits_datagram(payload.len(), room) {
             return Ok(false);
         }
         let mut datagram = BytesMut::with_capacity(self.datagram_prefix.len() + payload.len());

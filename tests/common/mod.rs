@@ -62,6 +62,11 @@ impl TestServer {
         self.server.http_addr()
     }
 
+    /// The running server itself (ports, rooms).
+    pub fn running(&self) -> &RunningServer {
+        &self.server
+    }
+
     pub fn rooms(&self) -> &Rooms {
         self.server.rooms()
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::common::{TestServer, json_body};
 use bytes::{Bytes, BytesMut};
 use driftdb::config::ServerConfig;
 use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard};
@@ -39,11 +40,8 @@ pub async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> boo
     }
 }
 
-/// A server in this test's runtime, on a free loopback port.
-pub struct Server {
-    pub server: RunningServer,
-    http: reqwest::Client,
-}
+/// A server in this test's runtime, on a free loopback port: the WebSocket tests' server, plus WebTransport helpers.
+pub struct Server(TestServer);
 
 impl Server {
     pub async fn start() -> Self {
@@ -51,43 +49,38 @@ impl Server {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let mut config = ServerConfig { host: Ipv4Addr::LOCALHOST.into(), port: 0, ..Default::default() };
-        tweak(&mut config);
-        let server = within("server start", RunningServer::start(config)).await.expect("server starts");
-        let http = reqwest::Client::builder().no_proxy().timeout(TIMEOUT).build().expect("HTTP client builds");
-        Server { server, http }
+        Server(TestServer::start_with(tweak).await)
     }
 
-    pub fn http_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server.http_addr())
+    /// The running server (its ports, rooms and shutdown).
+    pub fn running(&self) -> &RunningServer {
+        self.0.running()
+    }
+
+    /// Stops the server gracefully.
+    pub async fn shutdown(self) {
+        self.0.shutdown().await
     }
 
     /// `GET /room/{id}`.
     pub async fn room_info(&self, room: &str) -> Json {
-        let response = within("GET /room", self.http.get(self.http_url(&format!("/room/{room}"))).send()).await;
-        within("room info body", response.expect("GET /room answers").json()).await.expect("room info is JSON")
+        json_body(self.0.get(&format!("/room/{room}")).await, reqwest::StatusCode::OK).await
     }
 
     /// The text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
-        let response = within("GET /metrics", self.http.get(self.http_url("/metrics")).send()).await;
-        within("metrics body", response.expect("GET /metrics answers").text()).await.expect("metrics text")
+        within("metrics body", self.0.get("/metrics").await.text()).await.expect("metrics text")
     }
 
     /// `POST /new`: the new room's info.
     pub async fn new_room(&self) -> Json {
-        let response = within("POST /new", self.http.post(self.http_url("/new")).send()).await;
-        within("room info body", response.expect("POST /new answers").json()).await.expect("room info is JSON")
+        self.0.create_room_info().await
     }
 
     /// Live connections in `room` (0 when it does not exist).
     pub fn connection_count(&self, room: &str) -> usize {
         let id = driftdb::engine::RoomId::parse(room).expect("well-formed room id");
-        self.server.rooms().get(&id).map_or(0, |room| room.connection_count())
+        self.0.rooms().get(&id).map_or(0, |room| room.connection_count())
     }
 
     /// A WebTransport session to `room` through the URL and certificate hashes the room info publishes.
@@ -98,7 +91,7 @@ impl Server {
 
     /// A JSON WebSocket to `room`.
     pub async fn connect_ws(&self, room: &str) -> WsClient {
-        let url = format!("ws://{}/room/{room}/connect", self.server.http_addr());
+        let url = format!("ws://{}/room/{room}/connect", self.0.addr());
         let (socket, _) = within("websocket connect", tokio_tungstenite::connect_async(url)).await.expect("upgrade");
         WsClient { socket }
     }
