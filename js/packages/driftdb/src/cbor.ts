@@ -1,4 +1,5 @@
 import { Decoder } from 'cbor-x'
+import { ByteBuffer } from './bytes.js'
 
 import type { ValueCodec } from './postcard.js'
 
@@ -26,25 +27,10 @@ function normalize(value: unknown): unknown {
   return value
 }
 
-/** A growable output buffer for the encoder. */
-class Out {
-  buf = new Uint8Array(256)
-  view = new DataView(this.buf.buffer)
-  len = 0
-
-  reserve(n: number): void {
-    if (this.len + n <= this.buf.length) return
-    let size = this.buf.length * 2
-    while (size < this.len + n) size *= 2
-    const next = new Uint8Array(size)
-    next.set(this.buf.subarray(0, this.len))
-    this.buf = next
-    this.view = new DataView(next.buffer)
-  }
-
-  byte(b: number): void {
-    this.reserve(1)
-    this.buf[this.len++] = b
+/** The CBOR writer: heads in their shortest form, on a shared growable buffer. */
+class Out extends ByteBuffer {
+  constructor() {
+    super(256)
   }
 
   /** A major type with its argument, in the shortest form. */
@@ -53,30 +39,14 @@ class Out {
     if (n < 24) {
       this.byte(m | n)
     } else if (n < 0x100) {
-      this.byte(m | 24)
-      this.byte(n)
+      this.byte(m | 24).byte(n)
     } else if (n < 0x10000) {
-      this.reserve(3)
-      this.buf[this.len++] = m | 25
-      this.view.setUint16(this.len, n)
-      this.len += 2
+      this.byte(m | 25).fixed(2, (view, at) => view.setUint16(at, n))
     } else if (n < 0x100000000) {
-      this.reserve(5)
-      this.buf[this.len++] = m | 26
-      this.view.setUint32(this.len, n)
-      this.len += 4
+      this.byte(m | 26).fixed(4, (view, at) => view.setUint32(at, n))
     } else {
-      this.reserve(9)
-      this.buf[this.len++] = m | 27
-      this.view.setBigUint64(this.len, BigInt(n))
-      this.len += 8
+      this.byte(m | 27).fixed(8, (view, at) => view.setBigUint64(at, BigInt(n)))
     }
-  }
-
-  bytes(b: Uint8Array): void {
-    this.reserve(b.length)
-    this.buf.set(b, this.len)
-    this.len += b.length
   }
 }
 
@@ -106,24 +76,15 @@ function toHalf(v: number): number | null {
 function writeFloat(out: Out, v: number): void {
   const half = toHalf(v)
   if (half !== null) {
-    out.reserve(3)
-    out.buf[out.len++] = 0xf9
-    out.view.setUint16(out.len, half)
-    out.len += 2
+    out.byte(0xf9).fixed(2, (view, at) => view.setUint16(at, half))
     return
   }
   f32[0] = v
   if (f32[0] === v) {
-    out.reserve(5)
-    out.buf[out.len++] = 0xfa
-    out.view.setFloat32(out.len, v)
-    out.len += 4
+    out.byte(0xfa).fixed(4, (view, at) => view.setFloat32(at, v))
     return
   }
-  out.reserve(9)
-  out.buf[out.len++] = 0xfb
-  out.view.setFloat64(out.len, v)
-  out.len += 8
+  out.byte(0xfb).fixed(8, (view, at) => view.setFloat64(at, v))
 }
 
 const textEncoder = new TextEncoder()
@@ -147,24 +108,18 @@ function write(out: Out, value: unknown, depth: number): void {
       return
     case 'bigint':
       if (value >= 0n && value < 2n ** 64n) {
-        out.reserve(9)
-        out.buf[out.len++] = 0x1b
-        out.view.setBigUint64(out.len, value)
-        out.len += 8
+        out.byte(0x1b).fixed(8, (view, at) => view.setBigUint64(at, value))
         return
       }
       if (value < 0n && value >= -(2n ** 64n)) {
-        out.reserve(9)
-        out.buf[out.len++] = 0x3b
-        out.view.setBigUint64(out.len, -1n - value)
-        out.len += 8
+        out.byte(0x3b).fixed(8, (view, at) => view.setBigUint64(at, -1n - value))
         return
       }
       throw new Error('bigint out of the 64-bit range')
     case 'string': {
       const b = textEncoder.encode(value)
       out.head(3, b.length)
-      out.bytes(b)
+      out.raw(b)
       return
     }
     case 'object': {
@@ -175,12 +130,12 @@ function write(out: Out, value: unknown, depth: number): void {
       if (ArrayBuffer.isView(value)) {
         const b = new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
         out.head(2, b.length)
-        out.bytes(b)
+        out.raw(b)
         return
       }
       if (value instanceof ArrayBuffer) {
         out.head(2, value.byteLength)
-        out.bytes(new Uint8Array(value))
+        out.raw(new Uint8Array(value))
         return
       }
       if (Array.isArray(value)) {
@@ -222,7 +177,7 @@ function write(out: Out, value: unknown, depth: number): void {
 export function encodeCbor(value: unknown): Uint8Array {
   const out = new Out()
   write(out, value, 0)
-  return out.buf.slice(0, out.len)
+  return out.finish()
 }
 
 /** Decodes CBOR bytes; byte strings come back as `Uint8Array`. */

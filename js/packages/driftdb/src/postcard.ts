@@ -5,6 +5,7 @@
  * declaration order, `Option` as a 0/1 byte then the value, `bool` as one byte, strings and byte arrays as a varint
  * length then the bytes, sequences as a varint length then the elements. Values travel as their CBOR bytes.
  */
+import { ByteBuffer } from './bytes.js'
 import type { Action, MessageFromDb, MessageToDb } from './types.js'
 
 const encoder = new TextEncoder()
@@ -12,26 +13,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 
 export class PostcardError extends Error {}
 
-/** A growable byte buffer for encoding. */
-export class Writer {
-  private buf = new Uint8Array(64)
-  private len = 0
-
-  private reserve(n: number): void {
-    if (this.len + n <= this.buf.length) return
-    let size = this.buf.length * 2
-    while (size < this.len + n) size *= 2
-    const next = new Uint8Array(size)
-    next.set(this.buf.subarray(0, this.len))
-    this.buf = next
-  }
-
-  byte(b: number): this {
-    this.reserve(1)
-    this.buf[this.len++] = b
-    return this
-  }
-
+/** The postcard writer, on a shared growable buffer. */
+export class Writer extends ByteBuffer {
   /** Unsigned LEB128 varint of a non-negative safe integer. */
   varint(n: number): this {
     if (!Number.isSafeInteger(n) || n < 0) throw new PostcardError(`not a u64 varint: ${n}`)
@@ -47,11 +30,7 @@ export class Writer {
   }
 
   bytes(bytes: Uint8Array): this {
-    this.varint(bytes.length)
-    this.reserve(bytes.length)
-    this.buf.set(bytes, this.len)
-    this.len += bytes.length
-    return this
+    return this.varint(bytes.length).raw(bytes)
   }
 
   string(s: string): this {
@@ -61,10 +40,6 @@ export class Writer {
   optionU64(n: number | null | undefined): this {
     if (n === null || n === undefined) return this.byte(0)
     return this.byte(1).varint(n)
-  }
-
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.len)
   }
 }
 
