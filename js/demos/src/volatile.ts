@@ -92,3 +92,27 @@ export function useRelayListener<T>(key: string, onValue: (value: T) => void): v
 export function approach(current: number, target: number, dtMs: number, tau = 45): number {
   return current + (target - current) * (1 - Math.exp(-dtMs / tau))
 }
+
+/**
+ * Calls `tick(dt)` on every animation frame while the component is mounted, `dt` being the milliseconds since the
+ * previous frame, at most 100 (so a tab coming back from the background does not jump). The latest `tick` is used,
+ * so it may read the component's current props and state.
+ */
+export function useFrameLoop(tick: (dt: number) => void): void {
+  const latest = useRef(tick)
+  useEffect(() => {
+    latest.current = tick
+  })
+  useEffect(() => {
+    let frame = 0
+    let last = performance.now()
+    const loop = (now: number) => {
+      const dt = Math.min(100, now - last)
+      last = now
+      latest.current(dt)
+      frame = requestAnimationFrame(loop)
+    }
+    frame = requestAnimationFrame(loop)
+    return () => cancelAnimationFrame(frame)
+  }, [])
+}

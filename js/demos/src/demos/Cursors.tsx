@@ -1,7 +1,7 @@
 import { useDatabase, usePresence } from 'driftdb-react'
 import React, { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { useIdentity } from '../identity'
-import { ThrottledSender, approach, useRelayListener } from '../volatile'
+import { ThrottledSender, approach, useFrameLoop, useRelayListener } from '../volatile'
 
 const CURSOR_KEY = 'cursors'
 const PRESENCE_KEY = 'cursors/presence'
@@ -102,30 +102,21 @@ export function CursorsDemo(): React.ReactElement {
   const arena = useRef<HTMLDivElement | null>(null)
 
   // Interpolation: every frame each shown cursor eases towards its last received position.
-  useEffect(() => {
-    let frame = 0
-    let last = performance.now()
-    const tick = (now: number) => {
-      const dt = Math.min(100, now - last)
-      last = now
-      const el = arena.current
-      if (el) {
-        const w = el.clientWidth
-        const h = el.clientHeight
-        for (const r of remotes.current.values()) {
-          r.x = approach(r.x, r.tx, dt)
-          r.y = approach(r.y, r.ty, dt)
-          if (r.el) {
-            r.el.style.transform = `translate(${(r.x * w).toFixed(1)}px, ${(r.y * h).toFixed(1)}px)`
-            r.el.style.opacity = r.on ? '1' : '0'
-          }
+  useFrameLoop((dt) => {
+    const el = arena.current
+    if (el) {
+      const w = el.clientWidth
+      const h = el.clientHeight
+      for (const r of remotes.current.values()) {
+        r.x = approach(r.x, r.tx, dt)
+        r.y = approach(r.y, r.ty, dt)
+        if (r.el) {
+          r.el.style.transform = `translate(${(r.x * w).toFixed(1)}px, ${(r.y * h).toFixed(1)}px)`
+          r.el.style.opacity = r.on ? '1' : '0'
         }
       }
-      frame = requestAnimationFrame(tick)
     }
-    frame = requestAnimationFrame(tick)
-    return () => cancelAnimationFrame(frame)
-  }, [])
+  })
 
   const position = useCallback(
     (e: React.PointerEvent<HTMLDivElement>, on: boolean): CursorMessage => {

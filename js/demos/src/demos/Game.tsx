@@ -1,7 +1,7 @@
 import { useDatabase, usePresence, useSharedReducer } from 'driftdb-react'
 import React, { useEffect, useMemo, useRef, useState } from 'react'
 import { useIdentity } from '../identity'
-import { ThrottledSender, approach, useRelayListener } from '../volatile'
+import { ThrottledSender, approach, useFrameLoop, useRelayListener } from '../volatile'
 import { COIN_RADIUS, DOT_RADIUS, SPEED, TARGET_SCORE, gameReducer, initialGame } from './game-logic'
 
 const GAME_KEY = 'game'
@@ -124,64 +124,55 @@ export function GameDemo(): React.ReactElement {
   }, [])
 
   // The game loop: move this dot, ease the others towards their last reported position, claim the coin.
-  useEffect(() => {
-    let frame = 0
-    let last = performance.now()
-    const tick = (now: number) => {
-      const dt = Math.min(100, now - last)
-      last = now
-      const d = dot.current
-      let vx = 0
-      let vy = 0
-      for (const k of keys.current) {
-        const v = KEYS[k]
-        if (v) {
-          vx += v[0]
-          vy += v[1]
-        }
+  useFrameLoop((dt) => {
+    const d = dot.current
+    let vx = 0
+    let vy = 0
+    for (const k of keys.current) {
+      const v = KEYS[k]
+      if (v) {
+        vx += v[0]
+        vy += v[1]
       }
-      if (vx === 0 && vy === 0 && pointer.current) {
-        vx = pointer.current.x - d.x
-        vy = pointer.current.y - d.y
-      }
-      const length = Math.hypot(vx, vy)
-      if (length > 0.004) {
-        const step = Math.min(length, (SPEED * dt) / 1000)
-        d.x = Math.min(1 - DOT_RADIUS, Math.max(DOT_RADIUS, d.x + (vx / length) * step))
-        d.y = Math.min(1 - DOT_RADIUS, Math.max(DOT_RADIUS, d.y + (vy / length) * step))
-        const m = meRef.current
-        sender.update({ c: m.id, name: m.name, color: m.color, x: d.x, y: d.y })
-      }
-      const s = stateRef.current
-      if (
-        s.winner === null &&
-        claimed.current !== s.coin.n &&
-        Math.hypot(s.coin.x - d.x, s.coin.y - d.y) < DOT_RADIUS + COIN_RADIUS
-      ) {
-        claimed.current = s.coin.n
-        const m = meRef.current
-        dispatch({ type: 'collect', n: s.coin.n, player: m.id, name: m.name, color: m.color })
-      }
-      const el = arena.current
-      if (el) {
-        const w = el.clientWidth
-        const h = el.clientHeight
-        if (myDot.current) {
-          myDot.current.style.transform = `translate(${(d.x * w).toFixed(1)}px, ${(d.y * h).toFixed(1)}px)`
-          myDot.current.dataset.x = d.x.toFixed(4)
-          myDot.current.dataset.y = d.y.toFixed(4)
-        }
-        for (const r of remotes.current.values()) {
-          r.x = approach(r.x, r.tx, dt, 60)
-          r.y = approach(r.y, r.ty, dt, 60)
-          if (r.el) r.el.style.transform = `translate(${(r.x * w).toFixed(1)}px, ${(r.y * h).toFixed(1)}px)`
-        }
-      }
-      frame = requestAnimationFrame(tick)
     }
-    frame = requestAnimationFrame(tick)
-    return () => cancelAnimationFrame(frame)
-  }, [dispatch, sender])
+    if (vx === 0 && vy === 0 && pointer.current) {
+      vx = pointer.current.x - d.x
+      vy = pointer.current.y - d.y
+    }
+    const length = Math.hypot(vx, vy)
+    if (length > 0.004) {
+      const step = Math.min(length, (SPEED * dt) / 1000)
+      d.x = Math.min(1 - DOT_RADIUS, Math.max(DOT_RADIUS, d.x + (vx / length) * step))
+      d.y = Math.min(1 - DOT_RADIUS, Math.max(DOT_RADIUS, d.y + (vy / length) * step))
+      const m = meRef.current
+      sender.update({ c: m.id, name: m.name, color: m.color, x: d.x, y: d.y })
+    }
+    const s = stateRef.current
+    if (
+      s.winner === null &&
+      claimed.current !== s.coin.n &&
+      Math.hypot(s.coin.x - d.x, s.coin.y - d.y) < DOT_RADIUS + COIN_RADIUS
+    ) {
+      claimed.current = s.coin.n
+      const m = meRef.current
+      dispatch({ type: 'collect', n: s.coin.n, player: m.id, name: m.name, color: m.color })
+    }
+    const el = arena.current
+    if (el) {
+      const w = el.clientWidth
+      const h = el.clientHeight
+      if (myDot.current) {
+        myDot.current.style.transform = `translate(${(d.x * w).toFixed(1)}px, ${(d.y * h).toFixed(1)}px)`
+        myDot.current.dataset.x = d.x.toFixed(4)
+        myDot.current.dataset.y = d.y.toFixed(4)
+      }
+      for (const r of remotes.current.values()) {
+        r.x = approach(r.x, r.tx, dt, 60)
+        r.y = approach(r.y, r.ty, dt, 60)
+        if (r.el) r.el.style.transform = `translate(${(r.x * w).toFixed(1)}px, ${(r.y * h).toFixed(1)}px)`
+      }
+    }
+  })
 
   const steer = (e: React.PointerEvent<HTMLDivElement>) => {
     const rect = e.currentTarget.getBoundingClientRect()
