@@ -79,8 +79,8 @@ interface KeyState {
   /** Highest seq of a volatile relay applied. */
   lastVolatileSeq: number
   epoch: string | undefined
-  /** Seqs of the outstanding `get`s, oldest first. */
-  requests: number[]
+  /** The outstanding `get`s (their seq, and their number in send order), oldest first. */
+  requests: Array<{ seq: number; id: number }>
   /** Listeners waiting for their first `init`. */
   pending: Set<Listener>
   /** Dropping pushes until the replay from 0 that follows an epoch change. */
@@ -146,6 +146,10 @@ export class DbConnection {
   private lastReceived = 0
   private nonce = 1
   private warnedQueue = false
+  /** Numbers every `get` sent, in send order. */
+  private lastGetId = 0
+  /** A ping sent after an `error`: its pong settles every `get` sent before it (see onError). */
+  private refusalCheck: { nonce: number; lastGetId: number } | null = null
 
   /**
    * Connect to a DriftDB room, or reconnect with new settings (subscriptions are kept).
@@ -335,6 +339,7 @@ export class DbConnection {
       if (!this.closed && session === this.session) this.scheduleReconnect(session)
     }
     this.setStatus(true)
+    this.refusalCheck = null // a check in flight on an earlier connection gets no pong here
     // Resubscribe every key from the last seq seen (from 0 when a listener still waits for its first init).
     for (const [key, ks] of this.keys) {
       const seq = ks.pending.size > 0 || ks.awaitingReplay ? 0 : ks.lastSeq
@@ -403,7 +408,11 @@ export class DbConnection {
       case 'stream_size':
         this.sizeSubscriptions.dispatch(message.key, message.size)
         break
+      case 'error':
+        this.onError()
+        break
       case 'pong': {
+        if (this.refusalCheck !== null && message.nonce === this.refusalCheck.nonce) this.settleRefusedGets()
         const test = this.activeLatencyTest
         if (test && (message.nonce === test.nonce || message.nonce === null || message.nonce === undefined)) {
           this.activeLatencyTest = null
@@ -435,7 +444,7 @@ export class DbConnection {
     const key = message.key
     const ks = this.keys.get(key)
     if (!ks) return
-    const requested = ks.requests.length > 0 ? ks.requests.shift()! : 0
+    const requested = ks.requests.shift()?.seq ?? 0
     if (typeof message.epoch === 'string') {
       if (ks.epoch !== undefined && ks.epoch !== message.epoch) {
         this.resetKey(key, ks, message.epoch)
@@ -472,8 +481,31 @@ export class DbConnection {
 
   private sendGet(key: Key, ks: KeyState, seq: number) {
     if (!this.connection) return
-    ks.requests.push(seq)
+    ks.requests.push({ seq, id: ++this.lastGetId })
     this.rawSend({ type: 'get', key, seq })
+  }
+
+  /**
+   * An `error` names no key, but it may be the server refusing a `get` (its key limit). The server answers an
+   * accepted `get` with its `init` at once and every message in order, so a `get` still unanswered when the pong of
+   * a ping sent now arrives was refused.
+   */
+  private onError() {
+    if (this.refusalCheck !== null) return // the check in flight settles this error's get too
+    const nonce = this.nonce++
+    if (this.rawSend({ type: 'ping', nonce })) this.refusalCheck = { nonce, lastGetId: this.lastGetId }
+  }
+
+  /**
+   * Forgets the refused `get`s, so that the next listener on their key asks again instead of waiting for an init
+   * that never comes. Their listeners stay pending: they have not had an init.
+   */
+  private settleRefusedGets() {
+    const { lastGetId } = this.refusalCheck!
+    this.refusalCheck = null
+    for (const ks of this.keys.values()) {
+      ks.requests = ks.requests.filter((request) => request.id > lastGetId)
+    }
   }
 
   /** Sends on the current transport; false if there is none or it failed. */
@@ -599,7 +631,7 @@ export class DbConnection {
     ks.pending.add(listener)
     if (this.connection) {
       // A new key, or another listener on a subscribed key: it needs the whole stored stream.
-      if (isNew || !ks.requests.includes(0)) this.sendGet(key, ks, 0)
+      if (isNew || !ks.requests.some((r) => r.seq === 0)) this.sendGet(key, ks, 0)
     }
   }
 
