@@ -1,6 +1,6 @@
-// A page's own web site for browser tests that cannot script the page (Firefox): serves the page module with the
-// driftdb package (its compiled dist/) and cbor-x through an import map, hands the page its input as /input.json,
-// and collects what the page reports back with POST /report.
+// A page's own web site for the browser tests: serves the page module with the driftdb package (its compiled dist/)
+// and cbor-x through an import map. For a browser the test cannot script (Firefox), it also hands the page its input
+// as /input.json and collects what the page reports back with POST /report.
 //
 //   const site = await startSite({ script: '/abs/path/page.js', input: { room } })
 //   // the page: `const input = await (await fetch('/input.json')).json()`, then

@@ -5,54 +5,29 @@
 // included.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
-import { extname, join, normalize } from 'node:path'
 import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { launchChromium } from '../../../test-support/chromium.mjs'
+import { startSite } from '../../../test-support/site.mjs'
 import { until } from '../../../test-support/wait.mjs'
 import { Api, sleep, startServer } from './helpers.mjs'
 
-const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
-const CBOR_X = fileURLToPath(new URL('../../../node_modules/cbor-x/', import.meta.url))
 const PAGE = fileURLToPath(new URL('./browser/page.js', import.meta.url))
 const BIN = process.env.DRIFTDB_BIN || fileURLToPath(new URL('../../../../target/debug/driftdb', import.meta.url))
 
-const HTML = `<!doctype html><meta charset="utf-8"><title>driftdb</title>
-<script type="importmap">{"imports": {"driftdb": "/driftdb/index.js", "cbor-x": "/cbor-x/index.js"}}</script>
-<script type="module" src="/page.js"></script>`
-
 let chrome
 let site
-let siteUrl
 const pages = []
 
-function serveFile(response, root, rel) {
-  const path = normalize(join(root, rel))
-  if (!path.startsWith(root) || !existsSync(path)) return response.writeHead(404).end()
-  const type = extname(path) === '.js' ? 'text/javascript' : 'application/octet-stream'
-  readFile(path).then((body) => response.writeHead(200, { 'content-type': type }).end(body))
-}
-
 before(async () => {
-  site = createServer((request, response) => {
-    const url = new URL(request.url, 'http://x')
-    if (url.pathname === '/') return response.writeHead(200, { 'content-type': 'text/html' }).end(HTML)
-    if (url.pathname === '/page.js') return serveFile(response, join(PAGE, '..'), 'page.js')
-    if (url.pathname.startsWith('/driftdb/')) return serveFile(response, DIST, url.pathname.slice(9))
-    if (url.pathname.startsWith('/cbor-x/')) return serveFile(response, CBOR_X, url.pathname.slice(8))
-    response.writeHead(404).end()
-  })
-  await new Promise((r) => site.listen(0, '127.0.0.1', r))
-  siteUrl = `http://127.0.0.1:${site.address().port}/`
+  // The page, with the package's dist/ and cbor-x through an import map.
+  site = await startSite({ script: PAGE })
   chrome = await launchChromium()
 })
 
 after(async () => {
   await chrome?.close()
-  await new Promise((r) => (site ? site.close(r) : r()))
+  await site?.close()
 })
 
 async function newPage(label) {
@@ -62,7 +37,7 @@ async function newPage(label) {
     if (m.type() === 'error' && process.env.DRIFTDB_TEST_VERBOSE) process.stderr.write(`[${label}] ${m.text()}\n`)
   })
   page.on('pageerror', (e) => process.stderr.write(`[${label}] page error: ${e.message}\n`))
-  await page.goto(siteUrl)
+  await page.goto(site.url)
   await page.waitForFunction(() => typeof window.startApp === 'function')
   pages.push(page)
   return page
