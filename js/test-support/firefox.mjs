@@ -9,9 +9,12 @@
 // the test process exits, however it exits.
 
 import { spawn } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+
+import { atExit } from './cleanup.mjs'
 
 export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr'
 
@@ -46,8 +49,8 @@ const userJs = () =>
     .map(([name, value]) => `user_pref(${JSON.stringify(name)}, ${JSON.stringify(value)});\n`)
     .join('')
 
-/** Process groups of the Firefoxes launched by this process that have not exited yet. */
-const running = new Set()
+/** Process group ids and profiles of the Firefoxes launched by this process that have not been closed. */
+const running = new Map()
 
 function killGroup(pid) {
   try {
@@ -57,8 +60,11 @@ function killGroup(pid) {
   }
 }
 
-process.on('exit', () => {
-  for (const pid of running) killGroup(pid)
+atExit(() => {
+  for (const [pid, profile] of running) {
+    killGroup(pid)
+    rmSync(profile, { recursive: true, force: true })
+  }
 })
 
 /**
@@ -88,12 +94,9 @@ export async function launchFirefox(url) {
     throw new Error(`could not start ${FIREFOX}: ${error.message}`, { cause: error })
   }
   const pid = child.pid
-  running.add(pid)
+  running.set(pid, profile)
   const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(pid)
-      resolve({ code, signal })
-    })
+    child.once('exit', (code, signal) => resolve({ code, signal }))
   })
   let log = ''
   const keep = (chunk) => {
@@ -106,12 +109,11 @@ export async function launchFirefox(url) {
     profile,
     exited,
     logs: () => log,
-    /** Kills the whole process group by pid, waits for the exit and removes the profile. */
+    /** Kills the whole process group by pid (content processes too, even if Firefox itself has exited), waits for
+     *  Firefox to exit and removes the profile. */
     async close() {
-      if (child.exitCode === null && child.signalCode === null) {
-        killGroup(pid)
-        await exited
-      }
+      killGroup(pid)
+      await exited
       running.delete(pid)
       await rm(profile, { recursive: true, force: true })
     },

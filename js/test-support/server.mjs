@@ -13,6 +13,8 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
+import { atExit } from './cleanup.mjs'
+
 const DEFAULT_BIN = fileURLToPath(new URL('../../target/debug/driftdb', import.meta.url))
 const LISTENING = /listening on (http:\/\/\S+)/
 const VERBOSE = Boolean(process.env.DRIFTDB_TEST_VERBOSE)
@@ -21,20 +23,9 @@ const MAX_LOG_CHARS = 64 * 1024
 /** Servers spawned by this process that have not exited yet. */
 const running = new Set()
 
-function killAll() {
+atExit(() => {
   for (const child of running) child.kill('SIGKILL')
-}
-
-// 'exit' runs on normal exit, on process.exit and on uncaught exceptions. Signals terminate without
-// 'exit' unless handled, so kill the servers there too, then restore the signal's default effect
-// when nobody else (e.g. the node:test harness) handles it.
-process.on('exit', killAll)
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(signal, () => {
-    killAll()
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
-  })
-}
+})
 
 let webtransportFlagSupported = null
 
