@@ -72,8 +72,8 @@ test('Firefox: our client on WebTransport (forced and auto) and a WebSocket peer
   const room = await new Api(server.url).newRoom()
   assert.ok(room.webtransport_url && room.certificate_hashes?.length, 'the room offers WebTransport')
   const node = await nodePeer(room)
-  const site = await startSite({ script: PAGE, input: { room, clients: FIREFOX_CLIENTS } })
-  const firefox = await launchFirefox(site.url)
+  let site
+  let firefox
   /** Waits for `assertion` on the latest reports; on timeout, says what the page and Firefox said. */
   const expect = async (what, assertion, timeout = STEP_TIMEOUT_MS) => {
     try {
@@ -81,12 +81,14 @@ test('Firefox: our client on WebTransport (forced and auto) and a WebSocket peer
     } catch (error) {
       const reports = Object.fromEntries(['page', ...NAMES].map((name) => [name, site.latest(name)]))
       process.stderr.write(`page reports: ${JSON.stringify({ ...reports, node: node.seen, errors: site.errors })}\n`)
-      process.stderr.write(`firefox output:\n${firefox.logs()}\n`)
+      process.stderr.write(`firefox output:\n${firefox?.logs()}\n`)
       throw error
     }
   }
   const firefoxSees = (name) => site.latest(name) ?? assert.fail(`no report from ${name} yet`)
   try {
+    site = await startSite({ script: PAGE, input: { room, clients: FIREFOX_CLIENTS } })
+    firefox = await launchFirefox(site.url)
     await expect(
       'both Firefox clients connected',
       () => {
@@ -130,8 +132,8 @@ test('Firefox: our client on WebTransport (forced and auto) and a WebSocket peer
     )
     assert.deepEqual(site.errors, [])
   } finally {
-    await firefox.close()
-    await site.close()
+    await firefox?.close()
+    await site?.close()
     node.close()
   }
 })
