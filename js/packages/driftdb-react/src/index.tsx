@@ -5,11 +5,15 @@ import {
   Reducer,
   StateListener,
   uniqueClientId,
+  WebRtcConnections,
   type ConnectOptions,
+  type DataChannelSpec,
   type ConnectionStatus,
   type RoomResult,
   type SequenceValue,
   type TransportOption,
+  type WebRtcMessage,
+  type WebRtcPeerInfo,
   type WrappedPresenceMessage,
 } from 'driftdb'
 import QRCode from 'qrcode'
@@ -352,6 +356,78 @@ export function useVolatileState<T>(
   )
 
   return [state.value, setValue, { from: state.from }]
+}
+
+/** What `useWebRtc` returns. */
+export interface WebRtcState {
+  /** Every peer's connection and channel states, by client id. */
+  peers: Record<string, WebRtcPeerInfo>
+  /** The last message received from each peer. */
+  lastMessage: Record<string, WebRtcMessage>
+  /** Sends on one peer's channel; false if it is not open. */
+  send: (peerId: string, channel: string, data: string | ArrayBuffer | Uint8Array<ArrayBuffer>) => boolean
+  /** Sends to every peer whose channel is open; returns how many. */
+  broadcast: (channel: string, data: string | ArrayBuffer | Uint8Array<ArrayBuffer>) => number
+  /** The underlying connections (null before the first effect), e.g. to add media tracks. */
+  connections: WebRtcConnections | null
+}
+
+/**
+ * WebRTC data channels with every peer in the room, signaled through DriftDB (see `WebRtcConnections`). `onMessage`
+ * sees every message (the returned `lastMessage` only the last per peer). `channels` and `rtcConfiguration` are read
+ * once, when the connections are made.
+ */
+export function useWebRtc(
+  options: {
+    key?: string
+    channels?: DataChannelSpec[]
+    rtcConfiguration?: RTCConfiguration
+    onMessage?: (message: WebRtcMessage) => void
+  } = {},
+): WebRtcState {
+  const db = useDatabase()
+  const clientId = useUniqueClientId()
+  const [connections, setConnections] = useState<WebRtcConnections | null>(null)
+  const [peers, setPeers] = useState<Record<string, WebRtcPeerInfo>>({})
+  const [lastMessage, setLastMessage] = useState<Record<string, WebRtcMessage>>({})
+  const onMessage = useRef(options.onMessage)
+  onMessage.current = options.onMessage
+  const setup = useRef({ channels: options.channels, rtcConfiguration: options.rtcConfiguration })
+  const { key } = options
+
+  useEffect(() => {
+    const c = new WebRtcConnections({
+      db,
+      clientId,
+      ...(key === undefined ? {} : { key }),
+      ...(setup.current.channels ? { channels: setup.current.channels } : {}),
+      ...(setup.current.rtcConfiguration ? { rtcConfiguration: setup.current.rtcConfiguration } : {}),
+    })
+    const onPeers = (p: Record<string, WebRtcPeerInfo>) => setPeers(p)
+    const onMsg = (m: WebRtcMessage) => {
+      setLastMessage((last) => ({ ...last, [m.from]: m }))
+      onMessage.current?.(m)
+    }
+    c.peersListener.addListener(onPeers)
+    c.messageListener.addListener(onMsg)
+    setConnections(c)
+    return () => {
+      c.peersListener.removeListener(onPeers)
+      c.messageListener.removeListener(onMsg)
+      c.destroy()
+      setPeers({})
+    }
+  }, [db, clientId, key])
+
+  const send = useCallback<WebRtcState['send']>(
+    (peerId, channel, data) => connections?.send(peerId, channel, data) ?? false,
+    [connections],
+  )
+  const broadcast = useCallback<WebRtcState['broadcast']>(
+    (channel, data) => connections?.broadcast(channel, data) ?? 0,
+    [connections],
+  )
+  return { peers, lastMessage, send, broadcast, connections }
 }
 
 /** Displays the connection status, the transport in use and the latency. */
