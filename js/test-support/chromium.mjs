@@ -58,3 +58,26 @@ export async function launchChromium(options = {}) {
     },
   }
 }
+
+/**
+ * Launches Chromium without a persistent profile, for tests that need pages in separate browser contexts (each its
+ * own storage and network state). `newPage()` opens a page in a new context; `close()` closes them all.
+ *
+ * @param {{args?: string[], contextOptions?: import('playwright-core').BrowserContextOptions}} [options]
+ */
+export async function launchChromiumBrowser({ args = [], contextOptions = {} } = {}) {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: false, // --headless=new is in the arguments
+    args: [...CHROMIUM_ARGS, ...args],
+    timeout: 30_000,
+  })
+  return {
+    browser,
+    async newPage() {
+      const context = await browser.newContext(contextOptions)
+      return context.newPage()
+    },
+    close: () => browser.close(),
+  }
+}

@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { launchChromium } from '../../test-support/chromium.mjs'
+import { launchChromium, launchChromiumBrowser } from '../../test-support/chromium.mjs'
 import { startServer } from '../../test-support/server.mjs'
 import { until } from '../../test-support/wait.mjs'
 
@@ -16,25 +16,33 @@ export const STEP_TIMEOUT_MS = 10_000
 /**
  * Starts the server on the built demos and a browser. Returns `{server, newPage, close}`; pages opened with
  * `newPage` are separate tabs (each its own session storage, hence its own DriftDB client id and player).
+ *
+ * Options: `webtransport: false` starts the server with `--no-webtransport`; `separateContexts: true` opens each
+ * page in its own browser context (its own storage and network); `chromiumArgs` adds browser flags.
  */
-export async function startDemos() {
+export async function startDemos({ webtransport = true, separateContexts = false, chromiumArgs = [] } = {}) {
   assert.ok(existsSync(join(DIST, 'index.html')), `no build in ${DIST}: run \`npm run build -w driftdb-demos\``)
   await mkdir(ARTIFACTS, { recursive: true })
   // The harness adds --no-webtransport by default; the later --webtransport wins.
-  const server = await startServer({ args: ['--webtransport', '--static-dir', DIST] })
+  const server = await startServer({ args: [...(webtransport ? ['--webtransport'] : []), '--static-dir', DIST] })
   let chrome
   try {
-    chrome = await launchChromium({ viewport: { width: 1200, height: 900 } })
+    chrome = separateContexts
+      ? await launchChromiumBrowser({
+          args: chromiumArgs,
+          contextOptions: { viewport: { width: 1200, height: 900 } },
+        })
+      : await launchChromium({ viewport: { width: 1200, height: 900 } })
   } catch (error) {
     await server.stop()
     throw error
   }
-  const { context } = chrome
   const errors = []
-  let unused = context.pages()[0] ?? null
+  let unused = separateContexts ? null : (chrome.context.pages()[0] ?? null)
+  const openPage = separateContexts ? () => chrome.newPage() : () => chrome.context.newPage()
 
   async function newPage(path, label) {
-    const page = unused ?? (await context.newPage())
+    const page = unused ?? (await openPage())
     unused = null
     page.setDefaultTimeout(STEP_TIMEOUT_MS)
     page.setDefaultNavigationTimeout(STEP_TIMEOUT_MS)

@@ -1,9 +1,12 @@
 import type React from 'react'
+import { CollabTextDemo } from './CollabText'
 import { CounterDemo } from './Counter'
 import { CursorsDemo } from './Cursors'
 import { GameDemo } from './Game'
 import { SharedStateDemo } from './SharedState'
 import { TicTacToeDemo } from './TicTacToe'
+import { WebRtcChatDemo } from './WebRtcChat'
+import { WhiteboardDemo } from './Whiteboard'
 
 export interface DemoInfo {
   route: string
@@ -42,5 +45,23 @@ export const DEMOS: DemoInfo[] = [
     title: 'Coin chase',
     blurb: 'Steer your dot to the coin before the others do. Moves are volatile, scores go through a reducer.',
     component: GameDemo,
+  },
+  {
+    route: '/whiteboard',
+    title: 'Whiteboard',
+    blurb: 'Draw together: lines in progress stream as volatile relays, finished strokes are stored and compacted.',
+    component: WhiteboardDemo,
+  },
+  {
+    route: '/webrtc',
+    title: 'WebRTC chat',
+    blurb: 'Peer-to-peer chat over WebRTC data channels, signaled through DriftDB, with each peer’s connection state.',
+    component: WebRtcChatDemo,
+  },
+  {
+    route: '/text',
+    title: 'Collaborative text',
+    blurb: 'A CodeMirror editor on a Yjs document synced by y-driftdb, with everyone’s cursor. Works offline too.',
+    component: CollabTextDemo,
   },
 ]
