@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
-import { connected, eventually, joinRoom, screenshot, startDemos } from './helpers.mjs'
+import { connected, datagramsSent, eventually, joinRoom, screenshot, startDemos } from './helpers.mjs'
 
 async function nameAs(page, name) {
   await page.getByTestId('my-name').fill(name)
@@ -56,13 +56,14 @@ for (const webtransport of [true, false]) {
         assert.equal(ta, 'alpha from A. |middle| bravo from B.')
       })
 
-      // Remote cursors: each page shows the other's caret with its name.
+      // Remote cursors: each page shows the other's caret with its name (awareness: datagrams over WebTransport).
       await eventually("Bo's cursor in A", async () =>
         assert.equal(await a.locator('.cm-ySelectionInfo', { hasText: 'Bo' }).count(), 1),
       )
       await eventually("Ada's cursor in B", async () =>
         assert.equal(await b.locator('.cm-ySelectionInfo', { hasText: 'Ada' }).count(), 1),
       )
+      if (webtransport) assert.ok((await datagramsSent(demos.server)) > 0, 'awareness went out as datagrams')
       await eventually('the peer lists', async () => {
         assert.equal(await a.getByTestId('text-peers').getAttribute('data-count'), '1')
         assert.equal(await b.getByTestId('text-peers').getAttribute('data-count'), '1')

@@ -107,3 +107,11 @@ export async function screenshot(page, name) {
 }
 
 export { sleep } from '../../test-support/wait.mjs'
+
+/** How many WebTransport datagrams the server has sent (its Prometheus metrics). */
+export async function datagramsSent(server) {
+  const text = await (await fetch(`${server.url}/metrics`)).text()
+  const match = /^driftdb_datagram_bytes_count (\d+)/m.exec(text)
+  assert.ok(match, 'driftdb_datagram_bytes_count in /metrics')
+  return Number(match[1])
+}

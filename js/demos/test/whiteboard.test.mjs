@@ -4,13 +4,20 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
-import { connected, eventually, joinRoom, screenshot, startDemos } from './helpers.mjs'
+import { connected, datagramsSent, eventually, joinRoom, screenshot, startDemos } from './helpers.mjs'
 
 const COMPACT_ABOVE = 30
 
 /** Draws a stroke from (x0, y0) to (x1, y1), in canvas units (0..1). `hold` runs with the pointer still down. */
+const boxes = new WeakMap()
+
 async function draw(page, [x0, y0], [x1, y1], { hold = async () => {}, steps = 4 } = {}) {
-  const box = await page.getByTestId('wb-canvas').boundingBox()
+  // The canvas does not move while a page draws (the layout is fixed): measure it once per page load.
+  if (!boxes.has(page)) {
+    boxes.set(page, await page.getByTestId('wb-canvas').boundingBox())
+    page.once('load', () => boxes.delete(page))
+  }
+  const box = boxes.get(page)
   const at = (x, y) => [box.x + x * box.width, box.y + y * box.height]
   await page.mouse.move(...at(x0, y0))
   await page.mouse.down()
@@ -34,6 +41,7 @@ for (const webtransport of [true, false]) {
       assert.equal(await connected(b), transport)
 
       // In progress: B sees A's line while A's pointer is still down, and not yet stored.
+      const datagramsBefore = await datagramsSent(demos.server)
       await draw(a, [0.1, 0.1], [0.4, 0.3], {
         hold: async () => {
           await b.getByTestId('live-stroke').waitFor()
@@ -41,6 +49,9 @@ for (const webtransport of [true, false]) {
         },
       })
       await eventually('the finished stroke in B', async () => assert.equal(await count(b), 1))
+      const datagrams = (await datagramsSent(demos.server)) - datagramsBefore
+      if (webtransport) assert.ok(datagrams >= 1, 'the live stroke went out as datagrams')
+      else assert.equal(datagrams, 0, 'no WebTransport, no datagrams')
       assert.equal(await b.getByTestId('live-stroke').count(), 0, 'the live copy gave way to the stored stroke')
 
       // Both draw, with several colours; enough strokes to be compacted more than once.

@@ -1,8 +1,8 @@
 import type React from 'react'
-import { CollabTextDemo } from './CollabText'
 import { CounterDemo } from './Counter'
 import { CursorsDemo } from './Cursors'
 import { GameDemo } from './Game'
+import { lazyDemo } from './lazy'
 import { SharedStateDemo } from './SharedState'
 import { TicTacToeDemo } from './TicTacToe'
 import { WebRtcChatDemo } from './WebRtcChat'
@@ -62,6 +62,6 @@ export const DEMOS: DemoInfo[] = [
     route: '/text',
     title: 'Collaborative text',
     blurb: 'A CodeMirror editor on a Yjs document synced by y-driftdb, with everyone’s cursor. Works offline too.',
-    component: CollabTextDemo,
+    component: lazyDemo(() => import('./CollabText').then((m) => ({ default: m.CollabTextDemo }))),
   },
 ]
