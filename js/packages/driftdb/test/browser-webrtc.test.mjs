@@ -1,0 +1,131 @@
+// WebRtcConnections in headless Chromium, signaled through a real server: two pages (separate browser contexts)
+// open both data channels (no STUN server: host candidates), exchange text and binary messages, survive ICE restarts
+// started by both sides at once (perfect negotiation of a renegotiation glare), and a peer that leaves is closed.
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { launchChromiumBrowser } from '../../../test-support/chromium.mjs'
+import { until } from '../../../test-support/wait.mjs'
+import { Api, startServer } from './helpers.mjs'
+
+const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
+const CBOR_X = fileURLToPath(new URL('../../../node_modules/cbor-x/', import.meta.url))
+const HTML = `<!doctype html><meta charset="utf-8"><title>driftdb webrtc</title>
+<script type="importmap">{"imports": {"driftdb": "./driftdb/index.js", "cbor-x": "./cbor-x/index.js"}}</script>`
+
+let server
+let chrome
+let room
+let site
+
+before(async () => {
+  // The page comes from the server itself (--static-dir): this package's build and cbor-x, under an import map.
+  site = await mkdtemp(join(tmpdir(), 'driftdb-webrtc-'))
+  await writeFile(join(site, 'index.html'), HTML)
+  await symlink(DIST, join(site, 'driftdb'))
+  await symlink(CBOR_X, join(site, 'cbor-x'))
+  server = await startServer({ args: ['--static-dir', site] })
+  room = await new Api(server.url).newRoom()
+  // Chromium hides host candidates behind mDNS names by default; nothing resolves them on a test machine.
+  chrome = await launchChromiumBrowser({ args: ['--disable-features=WebRtcHideLocalIpsWithMdns'] })
+})
+
+after(async () => {
+  await chrome?.close()
+  await server?.stop()
+  if (site) await rm(site, { recursive: true, force: true })
+})
+
+/** A page of the server's static site with a DbConnection and WebRtcConnections as `name`. */
+async function newPeerPage(name) {
+  const page = await chrome.newPage()
+  page.on('pageerror', (e) => process.stderr.write(`[${name}] ${e.message}\n`))
+  await page.goto(`${server.url}/`)
+  await page.evaluate(
+    async ({ room, name }) => {
+      const { DbConnection, WebRtcConnections } = await import('driftdb')
+      const db = new DbConnection()
+      await db.connect({ room, transport: 'websocket' })
+      const rtc = new WebRtcConnections({ db, clientId: name, key: 'rtc', presenceIntervalMs: 500 })
+      const received = []
+      rtc.messageListener.addListener((m) =>
+        received.push({
+          from: m.from,
+          channel: m.channel,
+          data: typeof m.data === 'string' ? m.data : [...new Uint8Array(m.data)],
+        }),
+      )
+      Object.assign(window, { db, rtc, received })
+    },
+    { room, name },
+  )
+  return page
+}
+
+/** The peer's info as this page has it, once both channels are open. */
+function openPeer(page, peer) {
+  return until(
+    `${peer} connected with both channels open`,
+    async () => {
+      const info = await page.evaluate((peer) => window.rtc.peers[peer], peer)
+      assert.equal(info?.state, 'connected')
+      assert.deepEqual(info.channels, { reliable: 'open', unreliable: 'open' })
+      return info
+    },
+    20_000,
+  )
+}
+
+/** Sends on a channel until the other page has it (the unreliable channel may drop a message). */
+async function deliver(from, to, fromName, channel, data) {
+  await until(`${channel} message from ${fromName}`, async () => {
+    await from.evaluate(
+      ({ channel, data }) => {
+        const peer = Object.keys(window.rtc.peers)[0]
+        window.rtc.send(peer, channel, typeof data === 'string' ? data : new Uint8Array(data).buffer)
+      },
+      { channel, data },
+    )
+    const got = await to.evaluate(() => window.received)
+    assert.ok(
+      got.some((m) => m.from === fromName && m.channel === channel && JSON.stringify(m.data) === JSON.stringify(data)),
+      JSON.stringify(got),
+    )
+  })
+}
+
+/** The ICE username fragment of the page's current remote description for `peer`. */
+const remoteUfrag = (page, peer) =>
+  page.evaluate((peer) => /a=ice-ufrag:(\S+)/.exec(window.rtc.connection(peer).remoteDescription.sdp)?.[1], peer)
+
+test('two pages connect through DriftDB signaling, exchange messages, restart ICE and see a peer leave', async () => {
+  const [a, b] = [await newPeerPage('alice'), await newPeerPage('bob')]
+  await openPeer(a, 'bob')
+  await openPeer(b, 'alice')
+  await deliver(a, b, 'alice', 'reliable', 'hello bob')
+  await deliver(b, a, 'bob', 'reliable', 'hello alice')
+  await deliver(a, b, 'alice', 'unreliable', [1, 2, 3, 255])
+  assert.equal(await a.evaluate(() => window.rtc.broadcast('reliable', 'to all')), 1)
+
+  // Both sides restart ICE at once: two offers cross, the polite side yields, both end with new credentials.
+  const before = [await remoteUfrag(a, 'bob'), await remoteUfrag(b, 'alice')]
+  await Promise.all(
+    [a, b].map((p) => p.evaluate(() => window.rtc.connection(Object.keys(window.rtc.peers)[0]).restartIce())),
+  )
+  await until('new ICE credentials on both sides', async () => {
+    assert.notEqual(await remoteUfrag(a, 'bob'), before[0])
+    assert.notEqual(await remoteUfrag(b, 'alice'), before[1])
+  })
+  await openPeer(a, 'bob')
+  await openPeer(b, 'alice')
+  await deliver(a, b, 'alice', 'reliable', 'still here')
+  await deliver(b, a, 'bob', 'unreliable', 'me too')
+
+  // Bob leaves: his presence stops, and Alice closes the connection.
+  await b.evaluate(() => window.rtc.destroy())
+  await until('bob gone from alice', async () => assert.deepEqual(await a.evaluate(() => window.rtc.peers), {}), 10_000)
+  await a.evaluate(() => window.rtc.destroy())
+})
