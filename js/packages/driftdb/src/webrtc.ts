@@ -57,11 +57,16 @@ export interface WebRtcOptions {
   restartAfterMs?: number
 }
 
-/** What goes through DriftDB between two peers: a description or an ICE candidate, addressed by session. */
+/**
+ * What goes through DriftDB between two peers: a description or an ICE candidate, addressed by page session and by
+ * RTCPeerConnection (`toPc` is absent until the sender has heard from the receiver's current one).
+ */
 interface Signal {
   from: string
   fromSession: string
   toSession: string
+  fromPc: string
+  toPc?: string
   description?: RTCSessionDescriptionInit
   candidate?: RTCIceCandidateInit
 }
@@ -75,6 +80,9 @@ interface PeerLink {
   id: string
   session: string
   pc: RTCPeerConnection
+  /** Names this RTCPeerConnection in signals, and the peer's one it is paired with (null until heard from). */
+  pcId: string
+  remotePc: string | null
   channels: Map<string, RTCDataChannel>
   polite: boolean
   makingOffer: boolean
@@ -85,7 +93,7 @@ interface PeerLink {
   work: Promise<void>
 }
 
-function randomSession(): string {
+function randomId(): string {
   return Math.random().toString(36).slice(2, 12)
 }
 
@@ -105,7 +113,7 @@ export class WebRtcConnections {
   /** Fired for every message received on a data channel. */
   readonly messageListener = new EventListener<WebRtcMessage>()
   /** This page's session: peers tell a reload apart by it. */
-  readonly session = randomSession()
+  readonly session = randomId()
   private readonly db: DbConnection
   private readonly clientId: string
   private readonly key: string
@@ -115,7 +123,10 @@ export class WebRtcConnections {
   private readonly restartAfterMs: number
   private readonly presence: PresenceListener<Presence>
   private readonly links = new Map<string, PeerLink>()
-  /** Sessions of peers that reloaded since: late presence or signals from them are ignored. */
+  /**
+   * Sessions of peers that reloaded since, and the peers' RTCPeerConnections we replaced ours for: late presence or
+   * signals from them are ignored.
+   */
   private readonly retired = new Set<string>()
   private destroyed = false
 
@@ -218,11 +229,18 @@ export class WebRtcConnections {
   }
 
   private signal(link: PeerLink, body: Pick<Signal, 'description' | 'candidate'>): void {
-    const value: Signal = { from: this.clientId, fromSession: this.session, toSession: link.session, ...body }
+    const value: Signal = {
+      from: this.clientId,
+      fromSession: this.session,
+      toSession: link.session,
+      fromPc: link.pcId,
+      ...(link.remotePc === null ? {} : { toPc: link.remotePc }),
+      ...body,
+    }
     this.db.send({ type: 'push', action: { type: 'relay' }, key: this.inbox(link.id), value })
   }
 
-  /** Opens (or reopens, for a new session) the connection with a peer. */
+  /** Opens (or reopens: the peer reloaded or replaced its connection) the connection with a peer. */
   private open(id: string, session: string): PeerLink {
     const previous = this.links.get(id)
     if (previous && previous.session !== session) this.retired.add(previous.session)
@@ -232,6 +250,8 @@ export class WebRtcConnections {
       id,
       session,
       pc,
+      pcId: randomId(),
+      remotePc: null,
       channels: new Map(),
       polite: this.clientId > id,
       makingOffer: false,
@@ -265,6 +285,8 @@ export class WebRtcConnections {
     const link = this.links.get(id)
     if (!link) return
     this.links.delete(id)
+    // The peer's connection paired with this one is dead for us: its late signals must not pair with the next one.
+    if (link.remotePc !== null) this.retired.add(link.remotePc)
     if (link.restartTimer !== null) clearTimeout(link.restartTimer)
     for (const dc of link.channels.values()) dc.close()
     link.pc.close()
@@ -305,12 +327,20 @@ export class WebRtcConnections {
 
   private onSignal = (event: SequenceValue): void => {
     const s = event.value as Partial<Signal> | null
-    if (s === null || typeof s !== 'object' || typeof s.from !== 'string' || typeof s.fromSession !== 'string') return
-    // For an earlier load of this page: its connection is gone.
-    if (s.toSession !== this.session || s.from === this.clientId || this.retired.has(s.fromSession)) return
+    if (s === null || typeof s !== 'object' || typeof s.from !== 'string') return
+    if (typeof s.fromSession !== 'string' || typeof s.fromPc !== 'string') return
+    // For an earlier load of this page, or from a connection of the peer's we have replaced: stale.
+    if (s.toSession !== this.session || s.from === this.clientId) return
+    if (this.retired.has(s.fromSession) || this.retired.has(s.fromPc)) return
     let link = this.links.get(s.from)
-    // The peer's signal may come before its presence does (or announce its reload).
-    if (!link || link.session !== s.fromSession) link = this.open(s.from, s.fromSession)
+    // For one of our connections that is closed since.
+    if (s.toPc !== undefined && s.toPc !== link?.pcId) return
+    // The peer's signal may come before its presence does (or announce its reload), or come from a new connection
+    // of the peer's (it lost track of us for a while and started over): start over too.
+    if (!link || link.session !== s.fromSession || (link.remotePc !== null && link.remotePc !== s.fromPc)) {
+      link = this.open(s.from, s.fromSession)
+    }
+    link.remotePc = s.fromPc
     const target = link
     link.work = link.work.then(() => this.handleSignal(target, s as Signal))
   }

@@ -1,6 +1,7 @@
 // WebRtcConnections in headless Chromium, signaled through a real server: two pages (separate browser contexts)
 // open both data channels (no STUN server: host candidates), exchange text and binary messages, survive ICE restarts
-// started by both sides at once (perfect negotiation of a renegotiation glare), and a peer that leaves is closed.
+// started by both sides at once (perfect negotiation of a renegotiation glare), start over after one side lost the
+// signaling server for a while, and a peer that leaves is closed.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
@@ -101,7 +102,7 @@ async function deliver(from, to, fromName, channel, data) {
 const remoteUfrag = (page, peer) =>
   page.evaluate((peer) => /a=ice-ufrag:(\S+)/.exec(window.rtc.connection(peer).remoteDescription.sdp)?.[1], peer)
 
-test('two pages connect through DriftDB signaling, exchange messages, restart ICE and see a peer leave', async () => {
+test('two pages connect through DriftDB signaling, exchange messages, restart ICE, start over after losing signaling and see a peer leave', async () => {
   const [a, b] = [await newPeerPage('alice'), await newPeerPage('bob')]
   await openPeer(a, 'bob')
   await openPeer(b, 'alice')
@@ -123,6 +124,20 @@ test('two pages connect through DriftDB signaling, exchange messages, restart IC
   await openPeer(b, 'alice')
   await deliver(a, b, 'alice', 'reliable', 'still here')
   await deliver(b, a, 'bob', 'unreliable', 'me too')
+
+  // Alice loses DriftDB for longer than presence lasts: each side drops the other, then both start over once she is
+  // back (new RTCPeerConnections, paired through the connection ids in the signals).
+  const fingerprint = () =>
+    b.evaluate(() => /a=fingerprint:(.+)/.exec(window.rtc.connection('alice').localDescription.sdp)?.[1])
+  const certificateBefore = await fingerprint()
+  await a.evaluate(() => window.db.close())
+  await until('alice gone from bob', async () => assert.deepEqual(await b.evaluate(() => window.rtc.peers), {}), 10_000)
+  await a.evaluate((room) => window.db.connect({ room, transport: 'websocket' }), room)
+  await openPeer(a, 'bob')
+  await openPeer(b, 'alice')
+  assert.notEqual(await fingerprint(), certificateBefore, 'a new RTCPeerConnection (a new DTLS certificate)')
+  await deliver(a, b, 'alice', 'reliable', 'back again')
+  await deliver(b, a, 'bob', 'reliable', 'welcome back')
 
   // Bob leaves: his presence stops, and Alice closes the connection.
   await b.evaluate(() => window.rtc.destroy())
