@@ -1,6 +1,6 @@
 // The Yjs provider against a real DriftDB server (WebSocket, JSON and CBOR): concurrent edits converge, a late joiner
 // and a reload get the whole document, offline edits merge on reconnect, the stream is compacted under its bound,
-// awareness reaches the peers.
+// awareness reaches the peers, and a server restart loses nothing.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { WebSocket } from 'ws'
@@ -8,7 +8,9 @@ import * as Y from 'yjs'
 
 import { Api, DbConnection } from 'driftdb'
 import { startServer } from '../../../test-support/server.mjs'
-import { waitFor } from '../../../test-support/wait.mjs'
+// The TCP proxy of driftdb's tests: clients keep one URL while the server behind it restarts.
+import { startProxy } from '../../driftdb/test/helpers.mjs'
+import { until, waitFor } from '../../../test-support/wait.mjs'
 import { DriftDBProvider } from '../dist/index.js'
 
 const FAST = { WebSocket, backoff: { initialMs: 50, maxMs: 300 }, connectTimeoutMs: 1_000, transport: 'websocket' }
@@ -139,4 +141,31 @@ test('awareness states reach the peers as volatile relays and leave with the pro
   })
   a.provider.destroy()
   await waitFor(() => !b.provider.awareness.getStates().has(a.doc.clientID), { what: "a's state removed in b" })
+})
+
+test('after a server restart (a new, empty history) the document is restored into it', async () => {
+  const first = await startServer()
+  const proxy = await startProxy(first.port)
+  let second
+  try {
+    const room = await new Api(proxy.url).newRoom()
+    const viaProxy = { ...room, socket_url: room.socket_url.replace(/:\d+\//, `:${proxy.port}/`) }
+    const a = await client(viaProxy)
+    a.text.insert(0, 'before the restart')
+    await until('the edit stored', async () => assert.ok((await storedStream(viaProxy, 'doc')).length > 0))
+    await first.stop()
+    await waitFor(() => !a.db.status.connected, { what: 'the disconnection' })
+    a.text.insert(a.text.length, ', and while it was down')
+    second = await startServer()
+    proxy.setTarget(second.port)
+    await waitFor(() => a.db.status.connected && a.provider.synced, { what: 'the reconnection', timeout: 5_000 })
+    const late = await client(viaProxy)
+    await waitFor(() => late.text.toString() === 'before the restart, and while it was down', {
+      what: `the whole document on the new server (${late.text.toString()})`,
+    })
+  } finally {
+    await proxy.close()
+    await first.stop()
+    await second?.stop()
+  }
 })
