@@ -17,7 +17,7 @@ after(async () => {
 test('home page links every demo and puts a new room in the URL', async () => {
   const page = await demos.newPage('/', 'home')
   await connected(page)
-  for (const demo of ['state', 'counter', 'tictactoe', 'cursors', 'game']) {
+  for (const demo of ['state', 'counter', 'tictactoe', 'cursors', 'game', 'whiteboard', 'webrtc', 'text']) {
     assert.equal(await page.getByTestId(`link-${demo}`).count(), 1, `a link to ${demo}`)
   }
   await eventually('the room id in the URL', () => assert.match(page.url(), /[?&]_driftdb_room=[0-9a-f]+/))
