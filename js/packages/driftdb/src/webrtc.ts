@@ -105,7 +105,9 @@ function randomId(): string {
  * both sides may offer at once, the polite side (the greater client id) yields. Data channels are pre-negotiated
  * (same ids on both sides), so there is no `ondatachannel` race. Recovery: a connection that fails, or stays
  * disconnected for `restartAfterMs`, is restarted with an ICE restart; a peer that reloads shows up with a new
- * session and gets a fresh RTCPeerConnection; a peer that leaves is closed.
+ * session and gets a fresh RTCPeerConnection; a peer that leaves is closed. Signals name the RTCPeerConnections at
+ * both ends, so that when one side starts over (it lost the server for longer than presence lasts) the other does too,
+ * and late signals for a closed connection are ignored.
  */
 export class WebRtcConnections {
   /** Fired with every peer's info whenever a connection or channel state changes. */

@@ -149,7 +149,12 @@ export class DriftDBProvider extends Observable<keyof ProviderEvents> {
   private onSize = (size: number): void => {
     if (size <= this.compactAbove || this.lastSeq === 0 || this.stream.length < 2) return
     const value: DocEntry = { u: toBase64(Y.mergeUpdates(this.stream)), reset: true }
-    this.db.send({ type: 'push', action: { type: 'compact', seq: this.lastSeq }, value, key: this.key })
+    // Never queued: after a reconnection to a new history (a server restart), a seq of the old one would compact
+    // entries this snapshot does not hold.
+    this.db.send(
+      { type: 'push', action: { type: 'compact', seq: this.lastSeq }, value, key: this.key },
+      { queue: false },
+    )
   }
 
   private onStatus = (status: { connected: boolean }): void => {
