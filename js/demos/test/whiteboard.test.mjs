@@ -42,9 +42,14 @@ for (const webtransport of [true, false]) {
 
       // In progress: B sees A's line while A's pointer is still down, and not yet stored.
       const datagramsBefore = await datagramsSent(demos.server)
+      // The stroke is long (81 points) and each relay carries only its last 32: B stitches them into the whole line.
       await draw(a, [0.1, 0.1], [0.4, 0.3], {
+        steps: 40,
         hold: async () => {
-          await b.getByTestId('live-stroke').waitFor()
+          const mine = await a.locator('path.wb-mine').getAttribute('d')
+          await eventually('the whole live stroke in B', async () =>
+            assert.equal(await b.getByTestId('live-stroke').getAttribute('d'), mine),
+          )
           assert.equal(await count(b), 0, 'not stored before the stroke ends')
         },
       })

@@ -6,6 +6,8 @@ import { useRelayListener } from '../volatile'
 import {
   WHITEBOARD_COLORS,
   boardReducer,
+  liveRelay,
+  mergeLive,
   pointsToPath,
   type BoardAction,
   type BoardState,
@@ -38,8 +40,8 @@ function boardPoint(e: React.PointerEvent<SVGSVGElement>): [number, number] {
 function useLiveStrokes(me: string, stored: Stroke[]): LiveStroke[] {
   const [live, setLive] = useState<Record<string, LiveStroke & { heard: number }>>({})
   useRelayListener<LiveStroke>(LIVE_KEY, (m) => {
-    if (!m || typeof m !== 'object' || m.c === me || !Array.isArray(m.points)) return
-    setLive((l) => ({ ...l, [m.c]: { ...m, heard: Date.now() } }))
+    if (!m || typeof m !== 'object' || m.c === me || !Array.isArray(m.points) || typeof m.from !== 'number') return
+    setLive((l) => ({ ...l, [m.c]: { ...mergeLive(l[m.c], m), heard: Date.now() } }))
   })
   useEffect(() => {
     const timer = setInterval(() => {
@@ -66,11 +68,26 @@ export function WhiteboardDemo(): React.ReactElement {
   const lastLiveSent = useRef(0)
   const live = useLiveStrokes(clientId, board.strokes)
 
+  const trailing = useRef<ReturnType<typeof setTimeout> | null>(null)
+  useEffect(
+    () => () => {
+      if (trailing.current !== null) clearTimeout(trailing.current)
+    },
+    [],
+  )
+
+  /** Relays the stroke being drawn, at most every LIVE_INTERVAL_MS; a trailing send carries the latest points. */
   const sendLive = (stroke: Stroke, force: boolean) => {
-    const now = performance.now()
-    if (!force && now - lastLiveSent.current < LIVE_INTERVAL_MS) return
-    lastLiveSent.current = now
-    const value: LiveStroke = { ...stroke, c: clientId }
+    const wait = lastLiveSent.current + LIVE_INTERVAL_MS - performance.now()
+    if (!force && wait > 0) {
+      trailing.current ??= setTimeout(() => {
+        trailing.current = null
+        if (current.current) sendLive(current.current, true)
+      }, wait)
+      return
+    }
+    lastLiveSent.current = performance.now()
+    const value: LiveStroke = liveRelay(stroke, clientId)
     db.send({ type: 'push', action: { type: 'relay' }, key: LIVE_KEY, value, volatile: true })
   }
 

@@ -11,9 +11,33 @@ export interface Stroke {
   points: number[]
 }
 
-/** A stroke being drawn, as relayed while the pointer is down: the points so far and the author's client id. */
+/**
+ * A stroke being drawn, as relayed while the pointer is down: its latest points only (the last `LIVE_WINDOW`
+ * coordinates, from index `from` of the stroke's flat list), so that every relay fits one datagram however long the
+ * stroke gets. Each relay overlaps the previous ones, so a lost one leaves no gap.
+ */
 export interface LiveStroke extends Stroke {
   c: string
+  from: number
+}
+
+/** Coordinates (two per point) in each live relay. */
+export const LIVE_WINDOW = 64
+
+/** The live relay for a stroke being drawn by client `c`. */
+export function liveRelay(stroke: Stroke, c: string): LiveStroke {
+  const from = Math.max(0, stroke.points.length - LIVE_WINDOW)
+  return { ...stroke, c, from, points: stroke.points.slice(from) }
+}
+
+/**
+ * What a receiver knows of a live stroke after `relay`, given what it had (`known`, for the same stroke, from index
+ * `known.from`): the overlapping windows are stitched; after a gap (it joined mid-stroke) it starts from the relay.
+ */
+export function mergeLive(known: LiveStroke | undefined, relay: LiveStroke): LiveStroke {
+  if (!known || known.id !== relay.id || relay.from > known.from + known.points.length) return relay
+  const keep = Math.max(0, relay.from - known.from)
+  return { ...relay, from: known.from, points: [...known.points.slice(0, keep), ...relay.points] }
 }
 
 export interface BoardState {
