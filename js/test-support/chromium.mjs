@@ -60,6 +60,14 @@ export async function launchChromium(options = {}) {
 }
 
 /**
+ * Flags for WebRTC between pages of one machine without any STUN server: host candidates as plain addresses (by
+ * default Chromium hides them behind mDNS names, which nothing resolves on a test machine). The machine needs an
+ * interface besides loopback: Chromium gathers no loopback candidates (even with --allow-loopback-in-peer-connection,
+ * tried in a loopback-only network namespace).
+ */
+export const WEBRTC_LOCAL_ARGS = ['--disable-features=WebRtcHideLocalIpsWithMdns']
+
+/**
  * Launches Chromium without a persistent profile, for tests that need pages in separate browser contexts (each its
  * own storage and network state). `newPage()` opens a page in a new context; `close()` closes them all.
  *

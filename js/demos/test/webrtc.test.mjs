@@ -4,10 +4,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
+import { WEBRTC_LOCAL_ARGS } from '../../test-support/chromium.mjs'
 import { connected, eventually, joinRoom, screenshot, startDemos } from './helpers.mjs'
-
-/** Chromium hides host candidates behind mDNS names by default; the test machine resolves no mDNS. */
-const CHROMIUM_ARGS = ['--disable-features=WebRtcHideLocalIpsWithMdns']
 
 async function nameAs(page, name) {
   await page.getByTestId('my-name').fill(name)
@@ -49,7 +47,7 @@ async function heard(page, name, text) {
 for (const webtransport of [true, false]) {
   const transport = webtransport ? 'webtransport' : 'websocket'
   test(`WebRTC chat signaled over ${transport}`, async () => {
-    const demos = await startDemos({ webtransport, separateContexts: true, chromiumArgs: CHROMIUM_ARGS })
+    const demos = await startDemos({ webtransport, separateContexts: true, chromiumArgs: WEBRTC_LOCAL_ARGS })
     try {
       const a = await demos.newPage('/#/webrtc', 'rtc A')
       await nameAs(a, 'Ada')

@@ -8,7 +8,7 @@ import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { launchChromiumBrowser } from '../../../test-support/chromium.mjs'
+import { WEBRTC_LOCAL_ARGS, launchChromiumBrowser } from '../../../test-support/chromium.mjs'
 import { until } from '../../../test-support/wait.mjs'
 import { Api, startServer } from './helpers.mjs'
 
@@ -30,8 +30,7 @@ before(async () => {
   await symlink(CBOR_X, join(site, 'cbor-x'))
   server = await startServer({ args: ['--static-dir', site] })
   room = await new Api(server.url).newRoom()
-  // Chromium hides host candidates behind mDNS names by default; nothing resolves them on a test machine.
-  chrome = await launchChromiumBrowser({ args: ['--disable-features=WebRtcHideLocalIpsWithMdns'] })
+  chrome = await launchChromiumBrowser({ args: WEBRTC_LOCAL_ARGS })
 })
 
 after(async () => {
