@@ -88,6 +88,8 @@ interface PeerLink {
   makingOffer: boolean
   ignoreOffer: boolean
   iceRestarts: number
+  /** The peer's presence expired while this connection worked: it is closed as soon as it stops working. */
+  absent: boolean
   restartTimer: ReturnType<typeof setTimeout> | null
   /** Signals are handled one at a time, in arrival order. */
   work: Promise<void>
@@ -105,7 +107,8 @@ function randomId(): string {
  * both sides may offer at once, the polite side (the greater client id) yields. Data channels are pre-negotiated
  * (same ids on both sides), so there is no `ondatachannel` race. Recovery: a connection that fails, or stays
  * disconnected for `restartAfterMs`, is restarted with an ICE restart; a peer that reloads shows up with a new
- * session and gets a fresh RTCPeerConnection; a peer that leaves is closed. Signals name the RTCPeerConnections at
+ * session and gets a fresh RTCPeerConnection; a peer that leaves (its presence expired) is closed, unless its
+ * connection still works (it may only have lost the server), in which case it is closed once it stops working. Signals name the RTCPeerConnections at
  * both ends, so that when one side starts over (it lost the server for longer than presence lasts) the other does too,
  * and late signals for a closed connection are ignored.
  */
@@ -153,7 +156,7 @@ export class WebRtcConnections {
       // Reliable: a presence overtaking the inbox subscription (a datagram) would lose the peer's first offer.
       volatile: false,
       callback: this.onPresence,
-      onLeave: (id) => this.close(id),
+      onLeave: (id) => this.onLeave(id),
     })
     this.presence.subscribe()
   }
@@ -227,6 +230,7 @@ export class WebRtcConnections {
       const link = this.links.get(id)
       // A new peer, or a peer that reloaded (its old connection is dead).
       if (!link || link.session !== session) this.open(id, session)
+      else link.absent = false
     }
   }
 
@@ -259,6 +263,7 @@ export class WebRtcConnections {
       makingOffer: false,
       ignoreOffer: false,
       iceRestarts: 0,
+      absent: false,
       restartTimer: null,
       work: Promise.resolve(),
     }
@@ -274,7 +279,10 @@ export class WebRtcConnections {
       const dc = pc.createDataChannel(label, { ...init, negotiated: true, id: index })
       dc.binaryType = 'arraybuffer'
       dc.onopen = () => this.changed()
-      dc.onclose = () => this.changed()
+      dc.onclose = () => {
+        if (link.absent) this.close(id)
+        else this.changed()
+      }
       dc.onmessage = (e: MessageEvent<string | ArrayBuffer>) =>
         this.messageListener.dispatch({ from: id, channel: label, data: e.data })
       link.channels.set(label, dc)
@@ -307,10 +315,33 @@ export class WebRtcConnections {
     }
   }
 
+  /** Whether the connection carries data: connected, every channel open. */
+  private working(link: PeerLink): boolean {
+    return (
+      link.pc.connectionState === 'connected' && [...link.channels.values()].every((dc) => dc.readyState === 'open')
+    )
+  }
+
+  /**
+   * The peer's presence expired. It may only have lost the DriftDB server for a while (the peer-to-peer connection
+   * does not need it): a working connection is kept until it stops working; any other is closed now.
+   */
+  private onLeave(id: string): void {
+    const link = this.links.get(id)
+    if (!link) return
+    if (this.working(link)) link.absent = true
+    else this.close(id)
+  }
+
   private onConnectionState(link: PeerLink): void {
     const state = link.pc.connectionState
     if (link.restartTimer !== null) clearTimeout(link.restartTimer)
     link.restartTimer = null
+    if (link.absent && state !== 'connected') {
+      // Gone, and no longer reachable: nobody to restart for.
+      this.close(link.id)
+      return
+    }
     if (state === 'failed') this.restartIce(link)
     else if (state === 'disconnected') {
       // Often transient (a network change): give it a moment before renegotiating.
