@@ -4,64 +4,39 @@
 // the signaling server for longer than presence lasts, and a peer that leaves is closed.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { WEBRTC_LOCAL_ARGS, launchChromiumBrowser } from '../../../test-support/chromium.mjs'
+import { startSite } from '../../../test-support/site.mjs'
 import { sleep, until } from '../../../test-support/wait.mjs'
 import { Api, startServer } from './helpers.mjs'
 
-const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
-const CBOR_X = fileURLToPath(new URL('../../../node_modules/cbor-x/', import.meta.url))
-const HTML = `<!doctype html><meta charset="utf-8"><title>driftdb webrtc</title>
-<script type="importmap">{"imports": {"driftdb": "./driftdb/index.js", "cbor-x": "./cbor-x/index.js"}}</script>`
+const PAGE = fileURLToPath(new URL('./browser/webrtc-page.js', import.meta.url))
 
 let server
+let site
 let chrome
 let room
-let site
 
 before(async () => {
-  // The page comes from the server itself (--static-dir): this package's build and cbor-x, under an import map.
-  site = await mkdtemp(join(tmpdir(), 'driftdb-webrtc-'))
-  await writeFile(join(site, 'index.html'), HTML)
-  await symlink(DIST, join(site, 'driftdb'))
-  await symlink(CBOR_X, join(site, 'cbor-x'))
-  server = await startServer({ args: ['--static-dir', site] })
+  server = await startServer()
   room = await new Api(server.url).newRoom()
+  site = await startSite({ script: PAGE, input: { room } })
   chrome = await launchChromiumBrowser({ args: WEBRTC_LOCAL_ARGS })
 })
 
 after(async () => {
   await chrome?.close()
+  await site?.close()
   await server?.stop()
-  if (site) await rm(site, { recursive: true, force: true })
 })
 
-/** A page of the server's static site with a DbConnection and WebRtcConnections as `name`. */
+/** A page (its own browser context) with a DbConnection and WebRtcConnections as `name`. */
 async function newPeerPage(name) {
   const page = await chrome.newPage()
+  page.setDefaultTimeout(10_000)
   page.on('pageerror', (e) => process.stderr.write(`[${name}] ${e.message}\n`))
-  await page.goto(`${server.url}/`)
-  await page.evaluate(
-    async ({ room, name }) => {
-      const { DbConnection, WebRtcConnections } = await import('driftdb')
-      const db = new DbConnection()
-      await db.connect({ room, transport: 'websocket' })
-      const rtc = new WebRtcConnections({ db, clientId: name, key: 'rtc', presenceIntervalMs: 500 })
-      const received = []
-      rtc.messageListener.addListener((m) =>
-        received.push({
-          from: m.from,
-          channel: m.channel,
-          data: typeof m.data === 'string' ? m.data : [...new Uint8Array(m.data)],
-        }),
-      )
-      Object.assign(window, { db, rtc, received })
-    },
-    { room, name },
-  )
+  await page.goto(`${site.url}?name=${name}`)
+  await page.waitForFunction(() => window.ready === true)
   return page
 }
 
@@ -132,7 +107,7 @@ test('two pages connect through DriftDB signaling, exchange messages, restart IC
   await openPeer(b, 'alice')
   await deliver(a, b, 'alice', 'reliable', 'no server needed')
   await deliver(b, a, 'bob', 'reliable', 'indeed')
-  await a.evaluate((room) => window.db.connect({ room, transport: 'websocket' }), room)
+  await a.evaluate(() => window.db.connect({ room: window.room, transport: 'websocket' }))
   await deliver(a, b, 'alice', 'unreliable', 'back again')
 
   // Bob leaves: his presence stops, and Alice closes the connection.
