@@ -1,16 +1,21 @@
-//! One struct carries every listener setting and limit; `driftdb serve` fills it from the command line.
+//! One struct carries every listener setting and limit; `driftdb serve` fills it from the command line, the
+//! environment and `--config FILE` (see `config_file.rs`). The structs derive both clap and serde, so a new field is
+//! a flag and a config file key at once: give it a long flag whose name is the field's name in kebab case (or a
+//! matching `#[serde(rename)]`), and `#[serde(flatten)]` a new `#[command(flatten)]` group.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Limits;
 use crate::tls::SelfSignedPolicy;
 
 /// Settings of `driftdb serve`.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct ServerConfig {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1", env = "DRIFTDB_HOST")]
@@ -71,19 +76,23 @@ pub struct ServerConfig {
 
     /// Extra host names (or IP addresses) the self-signed certificate covers besides localhost, 127.0.0.1 and ::1.
     #[arg(long = "host-name", value_delimiter = ',')]
+    #[serde(rename = "host-name")]
     pub host_names: Vec<String>,
 
     /// How the self-signed certificate is renewed (tests shorten it).
     #[arg(skip)]
+    #[serde(skip)]
     pub self_signed: SelfSignedPolicy,
 
     #[command(flatten)]
+    #[serde(flatten)]
     pub limits: LimitsConfig,
 }
 
 /// Limits that protect the server and the other clients from one misbehaving client. Each has its own close code
 /// or error text (see `close.rs` and the README's table); 0 turns a rate limit off.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 #[command(next_help_heading = "Limits")]
 pub struct LimitsConfig {
     /// Messages per second a connection may send on average (token bucket); beyond it the connection is closed with
@@ -136,6 +145,7 @@ pub struct LimitsConfig {
     /// Origins allowed to connect (repeatable), e.g. `https://app.example.com` or `https://*.example.com`.
     /// Without any, every origin is allowed.
     #[arg(long = "allowed-origin")]
+    #[serde(rename = "allowed-origin")]
     pub allowed_origins: Vec<String>,
 
     /// Refuse requests that carry no `Origin` header (non-browser clients). Off by default.
