@@ -45,7 +45,8 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
 
     /// Directory of static files served at `/`. Defaults to the built demos (`js/demos/dist`, looked up from the
-    /// working directory, then next to the binary's checkout) when they exist.
+    /// working directory, then next to the binary's checkout) when they exist, else the demos and the inspector
+    /// embedded in the binary at build time.
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
 

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use limits::Limits;
 pub use outbox::Outbox;
 use room::Census;
-pub use room::{ConnId, Connection, EngineError, Room};
+pub use room::{ConnId, Connection, ConnectionCounts, EngineError, KeySnapshot, Room, RoomSnapshot};
 pub use room_id::{InvalidRoomId, MAX_ROOM_ID_LEN, RoomId};
 
 use crate::close::CloseReason;

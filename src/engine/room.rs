@@ -5,6 +5,10 @@
 //! subscribers of a key see one order, a `get`'s replay and its live pushes neither overlap nor leave a gap, and a
 //! sender's `stream_size` follows its own echo. Nothing in here awaits, so the lock is never held across an await.
 
+mod inspect;
+
+pub use inspect::{ConnectionCounts, KeySnapshot, RoomSnapshot};
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,6 +18,7 @@ use super::limits::{Limits, entry_cost};
 use super::outbox::Outbox;
 use super::room_id::{RoomId, random_u128};
 use crate::close::CloseReason;
+use crate::metrics::Transport;
 use crate::protocol::{Action, ClientMessage, Entry, Key, Outgoing, Replay, ServerMessage, Value};
 
 /// Server-wide counts kept by the rooms themselves, so they stay right however a room or connection goes away.
@@ -78,6 +83,8 @@ struct KeyState {
 
 struct ConnState {
     subscriptions: HashSet<Key>,
+    /// Which transport carries the connection, for the inspector (set by the transport after connecting).
+    transport: Option<Transport>,
 }
 
 impl Room {
@@ -145,7 +152,7 @@ impl Room {
         state.last_active = Instant::now();
         let id = state.next_conn;
         state.next_conn += 1;
-        state.conns.insert(id, ConnState { subscriptions: HashSet::new() });
+        state.conns.insert(id, ConnState { subscriptions: HashSet::new(), transport: None });
         if debug {
             for (key, key_state) in &state.keys {
                 if !key_state.stream.is_empty() {
@@ -392,6 +399,13 @@ impl Connection {
 
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
+    }
+
+    /// Records the transport carrying this connection, for the room inspector's counts.
+    pub fn set_transport(&self, transport: Transport) {
+        if let Some(conn) = self.room.lock().conns.get_mut(&self.id) {
+            conn.transport = Some(transport);
+        }
     }
 
     /// Applies one client message; every reply (push echo, init, stream_size, pong, error) goes to the outbox.

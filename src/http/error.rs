@@ -21,6 +21,11 @@ impl ApiError {
         ApiError { status: StatusCode::FORBIDDEN, message: message.to_string() }
     }
 
+    /// 404: no such thing (e.g. a room the inspector asks about does not exist).
+    pub fn not_found(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.to_string() }
+    }
+
     /// 503: a server-wide capacity limit (e.g. the number of rooms) is reached.
     pub fn unavailable(message: impl ToString) -> Self {
         ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.to_string() }

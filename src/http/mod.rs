@@ -1,4 +1,5 @@
-//! The axum application: room API, WebSocket connections, HTTP send, health and the demos' static files.
+//! The axum application: room API, WebSocket connections, HTTP send, health, and the demos' static files (from
+//! `--static-dir`, a build in the checkout, or the copy embedded in the binary).
 
 mod error;
 mod rooms;
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/room/{id}", get(rooms::room_info))
         .route("/room/{id}/connect", get(websocket::connect))
         .route("/room/{id}/send", post(send::send))
+        .route("/room/{id}/inspect", get(rooms::inspect))
+        .route("/inspect", get(crate::embedded::inspect))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(body_limit)
@@ -57,7 +60,10 @@ pub fn router(state: AppState) -> Router {
             tracing::info!(dir = %dir.display(), "serving static files at /");
             router.fallback_service(ServeDir::new(dir))
         }
-        None => router,
+        None => {
+            tracing::info!(demos = crate::embedded::has_demos(), "serving the files built into the binary at /");
+            router.fallback(crate::embedded::serve)
+        }
     }
 }
 

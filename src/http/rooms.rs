@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::engine::RoomId;
+use crate::engine::{RoomId, RoomSnapshot};
 use crate::room_info::RoomInfo;
 
 pub async fn new_room(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<RoomInfo>, ApiError> {
@@ -22,6 +22,13 @@ pub async fn room_info(
     let id = parse_room_id(&id)?;
     state.rooms.get_or_create(&id).map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, &id)))
+}
+
+/// `GET /room/{id}/inspect`: the room inspector's snapshot. An unknown room is 404: inspecting creates nothing.
+pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RoomSnapshot>, ApiError> {
+    let id = parse_room_id(&id)?;
+    let room = state.rooms.get(&id).ok_or_else(|| ApiError::not_found(format!("no room {id} on this server")))?;
+    Ok(Json(room.inspect()))
 }
 
 /// Parses a room id from the path, or answers 400.

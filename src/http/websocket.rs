@@ -106,6 +106,7 @@ async fn serve(socket: WebSocket, connection: Connection, format: WireFormat, st
     let outbox = connection.outbox().clone();
     let limits = &state.config.limits;
     let metrics = Arc::new(state.metrics.connection(Transport::Websocket));
+    connection.set_transport(Transport::Websocket);
     let writer = Writer { outbox: outbox.clone(), format, metrics: metrics.clone() };
     let ping_every = limits.idle_timeout() / 3;
     let mut writer = tokio::spawn(writer.run(sink, ping_every, state.shutdown.clone()));

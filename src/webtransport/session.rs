@@ -225,6 +225,7 @@ async fn serve(established: Established, context: &SessionContext) {
     let Established { session, h3, quic, target, connection } = established;
     let outbox = connection.outbox().clone();
     let metrics = Arc::new(context.metrics.connection(Transport::Webtransport));
+    connection.set_transport(Transport::Webtransport);
     let inbound = Arc::new(Inbound {
         connection: Arc::new(connection),
         max_message_bytes: context.max_message_bytes,
