@@ -1,6 +1,6 @@
 export { Api } from './api.js'
 export type { RoomResult, OutgoingMessage } from './api.js'
-export { DbConnection, socketUrl } from './connection.js'
+export { DbConnection, inspectorUrl, socketUrl } from './connection.js'
 export type { ConnectOptions, SubscribeHooks, ResetEvent } from './connection.js'
 export { HttpConnection } from './http.js'
 export { PresenceListener } from './presence.js'
