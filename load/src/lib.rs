@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod procstat;
+pub mod progress;
 pub mod report;
 mod scenarios;
 pub mod wire;
@@ -141,4 +142,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     tokio::time::timeout(limit, scenarios::run(options))
         .await
         .map_err(|_| anyhow::anyhow!("the run took longer than its limit of {limit:?}"))?
+}
+
+impl Scenario {
+    /// The scenario's name as the command line and the report spell it.
+    pub fn name(&self) -> &'static str {
+        scenarios::scenario_name(self)
+    }
 }

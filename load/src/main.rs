@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use driftdb_load::{Options, Report, run};
+use driftdb_load::{Options, Report, progress, run};
 
 fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
@@ -15,7 +15,16 @@ fn main() -> anyhow::Result<ExitCode> {
         .init();
     let options = Options::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = runtime.block_on(run(&options))?;
+    let label = format!("{} on {}", options.scenario.name(), options.transport.name());
+    let bar = progress::run_bar(label, options.duration());
+    let report = runtime.block_on(async {
+        let clock = tokio::spawn(progress::follow_clock(bar.clone()));
+        let report = run(&options).await;
+        clock.abort();
+        report
+    });
+    bar.finish_and_clear();
+    let report = report?;
     println!("{}", report.json());
     if !options.json_only {
         println!("\n{}\n{}", Report::MARKDOWN_HEADER, report.markdown_row());

@@ -249,7 +249,7 @@ struct Run {
     replay: Option<Replay>,
 }
 
-fn scenario_name(scenario: &Scenario) -> &'static str {
+pub(crate) fn scenario_name(scenario: &Scenario) -> &'static str {
     match scenario {
         Scenario::Fanout(_) => "fanout",
         Scenario::Rooms(_) => "rooms",

@@ -89,3 +89,20 @@ async fn only_loopback_targets_are_allowed() {
     assert!(error.to_string().contains("loopback"), "{error}");
     server.shutdown().await;
 }
+
+/// Piped (not a terminal), the binary prints the report alone: no progress bar, no terminal control codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_draws_no_progress_when_not_on_a_terminal() {
+    let server = start_server().await;
+    let url = format!("http://{}/", server.http_addr());
+    let args = ["--url", &url, "--duration", "1", "--json-only", "fanout", "--subscribers", "3", "--rate", "50"];
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_driftdb-load")).args(args).output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("stdout is the JSON report alone");
+    assert_eq!(report["scenario"], "fanout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "progress drawn on a pipe: {stderr:?}");
+    assert!(!stderr.contains("fanout on ws-json"), "the bar's label on a pipe: {stderr:?}");
+    server.shutdown().await;
+}
