@@ -36,10 +36,11 @@ function pack(name) {
   return { tarball: join(dir, info.filename), files: info.files.map((f) => f.path) }
 }
 
-test('the packed packages install into a fresh app, bundle with esbuild and run against a server', () => {
+test('the packed packages (driftdb, driftdb-react, y-driftdb) install into a fresh app, bundle with esbuild and run against a server', () => {
   const core = pack('driftdb')
   const react = pack('driftdb-react')
-  for (const { files } of [core, react]) {
+  const yjs = pack('y-driftdb')
+  for (const { files } of [core, react, yjs]) {
     for (const required of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts']) {
       assert.ok(files.includes(required), `the tarball has ${required}: ${files.join(', ')}`)
     }
@@ -55,6 +56,8 @@ test('the packed packages install into a fresh app, bundle with esbuild and run 
     dependencies: {
       driftdb: `file:${core.tarball}`,
       'driftdb-react': `file:${react.tarball}`,
+      'y-driftdb': `file:${yjs.tarball}`,
+      yjs: '^13.6.27',
       react: '^18.3.1',
       'react-test-renderer': '^18.3.1',
       ws: '^8.18.0',
@@ -84,4 +87,5 @@ test('the packed packages install into a fresh app, bundle with esbuild and run 
   const result = JSON.parse(run(process.execPath, ['app.mjs', server.url], app).trim().split('\n').at(-1))
   assert.equal(result.greeting, 'hello from the tarballs')
   assert.equal(result.status, `connected ${server.url}/inspect?room=${result.room}`)
+  assert.equal(result.text, 'shared text')
 })
