@@ -7,10 +7,13 @@
 //! [`Scenario::Idle`] (C subscribed connections, for memory per connection).
 
 pub mod client;
+pub mod floor;
+pub mod limits;
 pub mod procstat;
 pub mod progress;
 pub mod report;
 mod scenarios;
+pub mod side_by_side;
 pub mod wire;
 
 use std::time::Duration;
@@ -19,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 pub use client::Transport;
+pub use floor::Floor;
 pub use report::Report;
 
 /// Options of one run.
@@ -53,6 +57,13 @@ pub struct Options {
     #[arg(long)]
     pub json_only: bool,
 
+    /// Side by side: `NAME=COMMAND` of a DriftDB-protocol server to start for the run, `{port}` in it replaced by a
+    /// free port (then `--url` and `--server-pid` are set from it). Repeat it to run the scenario once against each
+    /// server in turn; `floor` alone (no command) is this tool's own floor server. Each row then also reports its
+    /// CPU per delivery as a multiple of the floor's in the same sitting.
+    #[arg(long = "server", value_name = "NAME=COMMAND")]
+    pub servers: Vec<String>,
+
     #[command(subcommand)]
     pub scenario: Scenario,
 }
@@ -67,6 +78,34 @@ pub enum Scenario {
     Append(AppendArgs),
     /// C subscribed, silent connections: memory per connection.
     Idle(IdleArgs),
+    /// Many connections in many rooms, a fraction of them sending a volatile cursor: delivery, RSS, CPU, p99 at scale.
+    Scale(ScaleArgs),
+    /// Not a scenario: run the floor server (see `floor`) on `--port` until killed.
+    FloorServer(FloorServerArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ScaleArgs {
+    /// Connections in all, spread evenly over the rooms.
+    #[arg(long, default_value_t = 20_000)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 1_000)]
+    pub rooms: usize,
+    /// Percentage of the connections that send a cursor.
+    #[arg(long, default_value_t = 10.0)]
+    pub senders_percent: f64,
+    /// Cursor relays per second from each sender.
+    #[arg(long, default_value_t = 10.0)]
+    pub hz: f64,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct FloorServerArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// TCP (HTTP + WebSocket) and UDP port; 0 picks a free one. The address is printed on stdout.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -94,6 +133,9 @@ pub struct RoomsArgs {
     /// Send reliable relays instead of volatile ones.
     #[arg(long)]
     pub reliable: bool,
+    /// Every client sends on the same tick (game clients on a shared clock), instead of phases spread over a period.
+    #[arg(long)]
+    pub same_tick: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -131,6 +173,8 @@ impl Options {
             Scenario::Rooms(a) => a.rooms * a.clients,
             Scenario::Append(a) => a.writers + 1,
             Scenario::Idle(a) => a.connections,
+            Scenario::Scale(a) => a.connections,
+            Scenario::FloorServer(_) => 0,
         };
         self.duration() + self.drain() + Duration::from_secs(30) + Duration::from_millis(20) * connections as u32
     }
