@@ -86,6 +86,7 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let server = RunningServer::start(config).await.context("starting the server")?;
     // Scripts and tests wait for this line (and read the port from it when started with --port 0).
     println!("driftdb listening on http://{}", server.http_addr());
@@ -94,6 +95,15 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// Every connection is a file descriptor and the usual soft limit is 1,024, so the server raises its soft
+/// `RLIMIT_NOFILE` to the hard limit at start (tens of thousands of connections need it; see docs/benchmarks.md).
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
 }
 
 fn write_certificate(args: &CertArgs) -> anyhow::Result<()> {
