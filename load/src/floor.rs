@@ -34,6 +34,8 @@ use driftdb::room_info::RoomInfo;
 /// Frames a subscriber's writer may have queued before the floor drops new ones for it (the floor has no byte
 /// budget; a load run that fills this is overloaded and shows up as missing deliveries).
 const QUEUE_FRAMES: usize = 4096;
+/// Read buffer per WebSocket: the scenarios' frames are a few hundred bytes.
+const READ_BUFFER: usize = 4 * 1024;
 /// What a subscribe frame starts with (the load tool's encoding, see `wire::Out::json`).
 const GET_PREFIX: &str = r#"{"type":"get""#;
 /// What a push frame starts with; the rest of the frame is kept as it came.
@@ -136,7 +138,8 @@ async fn connect(
     Path(room): Path<String>,
     State(rooms): State<Arc<Rooms>>,
 ) -> impl IntoResponse {
-    upgrade.on_upgrade(move |socket| serve_socket(socket, room, rooms))
+    // tungstenite's default 128 KiB read buffer per connection would make the floor's memory no floor at all.
+    upgrade.read_buffer_size(READ_BUFFER).on_upgrade(move |socket| serve_socket(socket, room, rooms))
 }
 
 /// One connection: a writer task drains its queue (flushing once per batch), the reader relays.

@@ -111,6 +111,8 @@ async fn start(spec: &ServerSpec, port: u16) -> anyhow::Result<Child> {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        // Its logs would drown the table; start the command by hand to read them.
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", spec.name))?;
