@@ -4,7 +4,9 @@
 //!
 //! Scenarios: [`Scenario::Fanout`] (one publisher → N subscribers of one key), [`Scenario::Rooms`] (R rooms × K
 //! clients sending cursor-like volatile relays), [`Scenario::Append`] (reliable writes, then a replay check) and
-//! [`Scenario::Idle`] (C subscribed connections, for memory per connection).
+//! [`Scenario::Idle`] (C subscribed connections, for memory per connection) and [`Scenario::Scale`] (many connections
+//! in many rooms, a fraction sending). [`floor`] is the cheapest server for the relay scenarios, and
+//! [`side_by_side`] runs one scenario against several servers started from commands, for one table.
 
 pub mod client;
 pub mod floor;
