@@ -112,6 +112,8 @@ pub enum DecodeError {
     MissingField(&'static str),
     #[error("field `{field}` must be {expected}")]
     WrongType { field: &'static str, expected: &'static str },
+    #[error("field `{0}` is too large: integers are at most 18446744073709551615")]
+    TooLarge(&'static str),
     #[error("unknown message type `{0}`")]
     UnknownType(String),
     #[error("unknown action type `{0}`")]
