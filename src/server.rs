@@ -24,6 +24,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] crate::config_check::InvalidSetting),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot start WebTransport: {0}")]
@@ -48,6 +50,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds the listeners and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
         let (listener, webtransport) = bind_listeners(&config).await?;
         let http_addr =
             listener.local_addr().map_err(|source| ServerError::Bind { addr: http_addr_of(&config), source })?;

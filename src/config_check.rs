@@ -1,0 +1,83 @@
+//! Checks every `driftdb serve` setting once, at start, so that a value no part of the server can work with is
+//! refused with a message naming the option, instead of reaching a panic or a silent fallback later.
+
+use crate::config::ServerConfig;
+
+/// Longest accepted idle timeout: far beyond any real use, and small enough that deadlines computed from it never
+/// overflow a clock.
+const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// A setting the server cannot run with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid --{option}: {problem}")]
+pub struct InvalidSetting {
+    /// The command-line option, without its dashes.
+    pub option: &'static str,
+    pub problem: String,
+}
+
+impl ServerConfig {
+    /// Refuses settings that no part of the server can work with. Rate limits keep 0 as their documented "off".
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let limits = &self.limits;
+        at_least_one("max-message-bytes", self.max_message_bytes as u64)?;
+        at_least_one("outbox-bytes", self.outbox_bytes as u64)?;
+        at_least_one("max-keys-per-room", limits.max_keys_per_room as u64)?;
+        at_least_one("max-room-bytes", limits.max_room_bytes as u64)?;
+        at_least_one("max-connections-per-room", limits.max_connections_per_room as u64)?;
+        at_least_one("max-connections", limits.max_connections as u64)?;
+        at_least_one("max-rooms", limits.max_rooms as u64)?;
+        at_least_one("room-ttl-secs", limits.room_ttl_secs)?;
+        timeout("idle-timeout-ms", limits.idle_timeout_ms)?;
+        timeout("wt-idle-timeout-ms", self.wt_idle_timeout_ms)?;
+        if let Some(url) = &self.public_url
+            && !["http://", "https://"].iter().any(|scheme| url.starts_with(scheme))
+        {
+            return Err(InvalidSetting {
+                option: "public-url",
+                problem: format!("`{url}` must start with http:// or https://"),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn at_least_one(option: &'static str, value: u64) -> Result<(), InvalidSetting> {
+    if value == 0 {
+        return Err(InvalidSetting { option, problem: "must be at least 1 (0 would refuse every client)".into() });
+    }
+    Ok(())
+}
+
+fn timeout(option: &'static str, millis: u64) -> Result<(), InvalidSetting> {
+    if !(1..=MAX_TIMEOUT_MS).contains(&millis) {
+        return Err(InvalidSetting {
+            option,
+            problem: format!("{millis} ms is not between 1 and {MAX_TIMEOUT_MS} ms"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zeroes_are_named() {
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
+        let mut config = ServerConfig::default();
+        config.limits.idle_timeout_ms = 0;
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.to_string(), "invalid --idle-timeout-ms: 0 ms is not between 1 and 86400000 ms");
+        let mut config = ServerConfig::default();
+        config.outbox_bytes = 0;
+        assert_eq!(config.validate().unwrap_err().option, "outbox-bytes");
+        let mut config = ServerConfig::default();
+        config.public_url = Some("db.example.com".into());
+        assert_eq!(config.validate().unwrap_err().option, "public-url");
+        let mut config = ServerConfig::default();
+        config.limits.max_messages_per_second = 0;
+        assert_eq!(config.validate(), Ok(()), "0 turns a rate limit off");
+    }
+}

@@ -1,0 +1,133 @@
+//! Inputs that once took more than they should or reached a panic, each tried over a real socket (or the real
+//! binary): the answer is a precise error, status or close code, and the other clients are unaffected.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use ciborium::value::Value as Cbor;
+use common::{Encoding, TestServer, WsClient, msg, with_cbor_value};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Asserts `client` still works: a relay it sends comes back to it.
+async fn still_serving(client: &mut WsClient, key: &str) {
+    client.send(&msg::relay(key, json!("still here"))).await;
+    let (_, value) = client.expect_push(key).await;
+    assert_eq!(value, json!("still here"));
+}
+
+/// Two clients subscribed to `key` in a fresh room.
+async fn pair(server: &TestServer, key: &str, encoding: Encoding) -> (String, WsClient, WsClient) {
+    let room = server.create_room().await;
+    let mut a = server.connect(&room, encoding).await;
+    let mut b = server.connect(&room, Encoding::Json).await;
+    a.subscribe(key).await;
+    b.subscribe(key).await;
+    (room, a, b)
+}
+
+#[test]
+fn an_unusable_option_is_refused_at_start_with_its_name() {
+    let output = Command::new(env!("CARGO_BIN_EXE_driftdb"))
+        .args(["serve", "--port", "0", "--no-webtransport", "--idle-timeout-ms", "0"])
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success(), "the server must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid --idle-timeout-ms: 0 ms is not between 1 and"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn the_development_key_is_readable_by_its_owner_only() {
+    let dir = std::env::temp_dir().join(format!("driftdb-cert-test-{}", std::process::id()));
+    // An older key written world-readable is tightened when it is overwritten.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("dev-key.pem"), "old").unwrap();
+    std::fs::set_permissions(dir.join("dev-key.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_driftdb"))
+        .args(["cert", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("the binary runs")
+        .status;
+    assert!(status.success());
+    let mode = |name: &str| std::fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("dev-key.pem"), 0o600);
+    assert_eq!(mode("dev-cert.pem"), 0o644);
+    assert!(std::fs::read_to_string(dir.join("dev-key.pem")).unwrap().contains("PRIVATE KEY"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn integers_past_64_bits_get_an_error_not_a_clamped_value() {
+    let server = TestServer::start().await;
+    for encoding in Encoding::BOTH {
+        let (_, mut a, mut b) = pair(&server, "k", encoding).await;
+        // JSON numbers past 2^64 (text frames, whatever the connection's encoding).
+        a.send_frame(Message::text(r#"{"type":"ping","nonce":18446744073709551616}"#)).await;
+        let error = a.expect("error").await;
+        assert_eq!(error["message"], "field `nonce` is too large: integers are at most 18446744073709551615");
+        a.send_frame(Message::text(r#"{"type":"get","key":"k","seq":18446744073709551616}"#)).await;
+        assert_eq!(
+            a.expect("error").await["message"],
+            "field `seq` is too large: integers are at most 18446744073709551615"
+        );
+        // A CBOR bignum.
+        let ping = Cbor::Map(vec![
+            (Cbor::Text("type".into()), Cbor::Text("ping".into())),
+            (Cbor::Text("nonce".into()), Cbor::Tag(2, Box::new(Cbor::Bytes(vec![1, 0, 0, 0, 0, 0, 0, 0, 0])))),
+        ]);
+        a.send_cbor(&ping).await;
+        assert!(a.expect("error").await["message"].as_str().unwrap().contains("too large"));
+        still_serving(&mut a, "k").await;
+        b.expect_push("k").await;
+        still_serving(&mut b, "k").await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_type_is_echoed_cut_short() {
+    let server = TestServer::start().await;
+    let (_, mut a, mut b) = pair(&server, "k", Encoding::Json).await;
+    a.send(&json!({"type": "x".repeat(100_000)})).await;
+    let error = a.expect("error").await;
+    assert_eq!(error["message"], format!("unknown message type `{}…`", "x".repeat(64)));
+    still_serving(&mut a, "k").await;
+    b.expect_push("k").await;
+}
+
+#[tokio::test]
+async fn json_and_cbor_clients_share_one_nesting_limit() {
+    /// The JSON text of an append of `depth` nested arrays.
+    fn deep_append(depth: usize) -> String {
+        let value = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        format!(r#"{{"type":"push","key":"deep","value":{value},"action":{{"type":"append"}}}}"#)
+    }
+    let nested = |depth: usize| (0..depth).fold(Cbor::Integer(1.into()), |inner, _| Cbor::Array(vec![inner]));
+    let server = TestServer::start().await;
+    let (_, mut cbor, mut json_client) = pair(&server, "k", Encoding::Cbor).await;
+    // The deepest value a JSON client can send is accepted from a CBOR client too, one level more from neither.
+    json_client.send_frame(Message::text(deep_append(126))).await;
+    assert!(json_client.round_trip().await.iter().all(|m| m["type"] != "error"));
+    json_client.send_frame(Message::text(deep_append(127))).await;
+    assert_eq!(
+        json_client.expect("error").await["message"].as_str().unwrap().split(':').next(),
+        Some("malformed JSON")
+    );
+    // What the CBOR client stores reaches the JSON client, which can send it back unchanged.
+    json_client.send(&msg::get("deep", json!(null))).await;
+    json_client.assert_nothing_pending().await;
+    cbor.send_cbor(&with_cbor_value(&msg::append("deep", json!(null)), nested(126))).await;
+    assert!(cbor.round_trip().await.iter().all(|m| m["type"] != "error"));
+    let (_, stored) = json_client.expect_push("deep").await;
+    let append = format!(r#"{{"type":"push","key":"deep","value":{stored},"action":{{"type":"append"}}}}"#);
+    json_client.send_frame(Message::text(append)).await;
+    let replies = json_client.round_trip().await;
+    assert!(replies.iter().all(|m| m["type"] != "error"), "{replies:?}");
+    cbor.send_cbor(&with_cbor_value(&msg::append("deep", json!(null)), nested(127))).await;
+    assert_eq!(cbor.expect("error").await["message"], "invalid value: nested deeper than 126 levels");
+    still_serving(&mut cbor, "k").await;
+}
