@@ -65,19 +65,17 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_zeroes_are_named() {
+        let with = |tweak: fn(&mut ServerConfig)| {
+            let mut config = ServerConfig::default();
+            tweak(&mut config);
+            config.validate()
+        };
         assert_eq!(ServerConfig::default().validate(), Ok(()));
-        let mut config = ServerConfig::default();
-        config.limits.idle_timeout_ms = 0;
-        let error = config.validate().unwrap_err();
+        let error = with(|c| c.limits.idle_timeout_ms = 0).unwrap_err();
         assert_eq!(error.to_string(), "invalid --idle-timeout-ms: 0 ms is not between 1 and 86400000 ms");
-        let mut config = ServerConfig::default();
-        config.outbox_bytes = 0;
-        assert_eq!(config.validate().unwrap_err().option, "outbox-bytes");
-        let mut config = ServerConfig::default();
-        config.public_url = Some("db.example.com".into());
-        assert_eq!(config.validate().unwrap_err().option, "public-url");
-        let mut config = ServerConfig::default();
-        config.limits.max_messages_per_second = 0;
-        assert_eq!(config.validate(), Ok(()), "0 turns a rate limit off");
+        assert_eq!(with(|c| c.outbox_bytes = 0).unwrap_err().option, "outbox-bytes");
+        assert_eq!(with(|c| c.public_url = Some("db.example.com".into())).unwrap_err().option, "public-url");
+        let config = with(|c| c.limits.max_messages_per_second = 0);
+        assert_eq!(config, Ok(()), "0 turns a rate limit off");
     }
 }
