@@ -118,7 +118,7 @@ pub struct LimitsConfig {
     #[arg(long, default_value_t = 10_000)]
     pub max_keys_per_room: usize,
 
-    /// Bytes of stored values a room may hold; an append or replace beyond it gets an `error`.
+    /// Bytes a room may store (values, keys and per-entry overhead); an append or replace beyond it gets an `error`.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_room_bytes: usize,
 

@@ -131,3 +131,24 @@ async fn json_and_cbor_clients_share_one_nesting_limit() {
     assert_eq!(cbor.expect("error").await["message"], "invalid value: nested deeper than 126 levels");
     still_serving(&mut cbor, "k").await;
 }
+
+#[tokio::test]
+async fn key_bytes_count_against_the_room_storage_limit() {
+    let server = TestServer::start_with(|c| c.limits.max_room_bytes = 2_000).await;
+    let (room, mut a, mut b) = pair(&server, "k", Encoding::Json).await;
+    let long_key = |c: char| c.to_string().repeat(1_500);
+    // A tiny value under a long key: the key's 1,500 bytes are what fills the room.
+    a.send(&msg::append(&long_key('x'), json!(1))).await;
+    assert!(a.round_trip().await.is_empty());
+    a.send(&msg::append(&long_key('y'), json!(1))).await;
+    let error = a.expect("error").await;
+    assert!(error["message"].as_str().unwrap().contains("room storage limit reached"), "{error}");
+    let id = driftdb::engine::RoomId::parse(&room).unwrap();
+    let stored = server.rooms().get(&id).unwrap().stored_bytes();
+    assert!((1_500..=2_000).contains(&stored), "the stored key is charged: {stored}");
+    let refused = server.send(&room, &msg::get(&long_key('y'), json!(0))).await;
+    assert_eq!(refused["data"], json!([]), "the refused key stored nothing");
+    still_serving(&mut a, "k").await;
+    b.expect_push("k").await;
+    still_serving(&mut b, "k").await;
+}

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::limits::{Limits, entry_cost};
+use super::limits::{Limits, entry_cost, key_cost};
 use super::outbox::Outbox;
 use super::room_id::{RoomId, random_u128};
 use crate::close::CloseReason;
@@ -63,7 +63,7 @@ pub struct Room {
 
 struct RoomState {
     seq: u64,
-    /// Bytes of stored entries, as accounted by [`entry_cost`].
+    /// Bytes of stored keys and entries, as accounted by [`key_cost`] and [`entry_cost`].
     stored_bytes: usize,
     /// Last connect, disconnect or write: rooms idle past their TTL expire.
     last_active: Instant,
@@ -267,7 +267,10 @@ impl RoomState {
         if existing.is_none() && self.keys.len() >= limits.max_keys_per_room {
             return Err(EngineError::KeyLimit { max: limits.max_keys_per_room });
         }
-        let added = entry_cost(value_len);
+        // A compact of a key without entries stores nothing, so only appends and replaces can store a new key.
+        let first_entry =
+            existing.is_none_or(|k| k.stream.is_empty()) && matches!(action, Action::Append | Action::Replace);
+        let added = entry_cost(value_len) + if first_entry { key_cost(key.len()) } else { 0 };
         if added > freed && self.stored_bytes + added - freed > limits.max_room_bytes {
             return Err(EngineError::StorageLimit { max: limits.max_room_bytes });
         }
@@ -276,16 +279,17 @@ impl RoomState {
 
     /// Stores an appended or replacing entry; returns whether the stored stream changed.
     fn store(&mut self, key: &Key, entry: Entry, action: Action) -> bool {
-        let stream = match action {
-            Action::Append => &mut self.keys.entry(key.clone()).or_default().stream,
-            Action::Replace => {
-                let stream = &mut self.keys.entry(key.clone()).or_default().stream;
-                self.stored_bytes -= stream.iter().map(|e| entry_cost(e.value.len())).sum::<usize>();
-                stream.clear();
-                stream
-            }
-            Action::Relay | Action::Compact { .. } => return false,
-        };
+        if !matches!(action, Action::Append | Action::Replace) {
+            return false;
+        }
+        let stream = &mut self.keys.entry(key.clone()).or_default().stream;
+        if stream.is_empty() {
+            self.stored_bytes += key_cost(key.len());
+        }
+        if action == Action::Replace {
+            self.stored_bytes -= stream.iter().map(|e| entry_cost(e.value.len())).sum::<usize>();
+            stream.clear();
+        }
         self.stored_bytes += entry_cost(entry.value.len());
         stream.push(entry);
         true
