@@ -15,7 +15,7 @@ duration=${DURATION:-5}
 run() { # transport, then driftdb-load arguments after the scenario name
   local transport=$1
   shift
-  "$server" serve --port "$port" --max-connects-per-ip-per-second 0 --max-messages-per-second 0 \
+  "$server" serve --port "$port" --max-connects-per-ip-per-second 0 --max-messages-per-second 0 --max-new-rooms-per-ip-per-second 0 \
     --max-connections-per-room 5000 --max-connections 50000 --idle-timeout-ms 600000 >"$out/server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

@@ -114,6 +114,15 @@ pub struct LimitsConfig {
     #[arg(long, default_value_t = 500)]
     pub connect_burst: u32,
 
+    /// Rooms one IP address may create per second with `POST /new` (or `GET /room/{id}` of a new id); beyond it
+    /// the request gets 429.
+    #[arg(long, default_value_t = 10)]
+    pub max_new_rooms_per_ip_per_second: u32,
+
+    /// Rooms one IP address may create in one burst above that rate.
+    #[arg(long, default_value_t = 100)]
+    pub new_room_burst: u32,
+
     /// Keys a room may hold; a push or get naming one more gets an `error`.
     #[arg(long, default_value_t = 10_000)]
     pub max_keys_per_room: usize,

@@ -152,3 +152,25 @@ async fn key_bytes_count_against_the_room_storage_limit() {
     b.expect_push("k").await;
     still_serving(&mut b, "k").await;
 }
+
+#[tokio::test]
+async fn room_creation_per_address_is_rate_limited_with_429() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_new_rooms_per_ip_per_second = 1;
+        c.limits.new_room_burst = 3;
+    })
+    .await;
+    let (room, mut a, mut b) = pair(&server, "k", Encoding::Json).await;
+    server.create_room().await;
+    server.create_room().await;
+    let refused = server.post("/new", "").await;
+    assert_eq!(refused.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body, json!({"type": "error", "message": "too many new rooms from this address; retry in a moment"}));
+    // A new id by `GET /room/{id}` counts too; an existing room is still looked up.
+    assert_eq!(server.get("/room/fresh-id").await.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert!(!server.has_room("fresh-id"));
+    assert_eq!(server.get(&format!("/room/{room}")).await.status(), reqwest::StatusCode::OK);
+    still_serving(&mut a, "k").await;
+    b.expect_push("k").await;
+}

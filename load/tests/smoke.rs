@@ -17,6 +17,7 @@ async fn start_server() -> RunningServer {
     // Limits off, as in a load run: they are tested elsewhere and must not interfere here.
     config.limits.max_connects_per_ip_per_second = 0;
     config.limits.max_messages_per_second = 0;
+    config.limits.max_new_rooms_per_ip_per_second = 0;
     RunningServer::start(config).await.expect("server starts")
 }
 

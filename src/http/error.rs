@@ -26,6 +26,11 @@ impl ApiError {
         ApiError { status: StatusCode::NOT_FOUND, message: message.to_string() }
     }
 
+    /// 429: this client's own rate (e.g. of new rooms) is exceeded; others are not affected.
+    pub fn too_many_requests(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::TOO_MANY_REQUESTS, message: message.to_string() }
+    }
+
     /// 503: a server-wide capacity limit (e.g. the number of rooms) is reached.
     pub fn unavailable(message: impl ToString) -> Self {
         ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.to_string() }
