@@ -10,6 +10,8 @@ use ciborium::value::Value as Cbor;
 use common::{Encoding, TestServer, WsClient, msg, with_cbor_value};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// Asserts `client` still works: a relay it sends comes back to it.
 async fn still_serving(client: &mut WsClient, key: &str) {
@@ -173,4 +175,31 @@ async fn room_creation_per_address_is_rate_limited_with_429() {
     assert_eq!(server.get(&format!("/room/{room}")).await.status(), reqwest::StatusCode::OK);
     still_serving(&mut a, "k").await;
     b.expect_push("k").await;
+}
+
+/// A frame the client's tungstenite would refuse to build: sent as raw frame parts.
+fn raw_frame(opcode: OpCode, payload: &[u8], reserved_bit: bool) -> Message {
+    let mut frame = Frame::message(payload.to_vec(), opcode, true);
+    frame.header_mut().rsv1 = reserved_bit;
+    Message::Frame(frame)
+}
+
+#[tokio::test]
+async fn framing_violations_close_with_their_rfc_6455_codes() {
+    let server = TestServer::start().await;
+    let (room, mut a, mut b) = pair(&server, "k", Encoding::Json).await;
+    let cases = [
+        (raw_frame(OpCode::Data(Data::Text), b"{\"type\":\"ping\",\"x\":\"\xff\xfe\"}", false), 1007, "invalid UTF-8"),
+        (raw_frame(OpCode::Data(Data::Binary), b"\xf6", true), 1002, "reserved bit"),
+        (raw_frame(OpCode::Data(Data::Continue), b"{}", false), 1002, "continuation without a start"),
+    ];
+    for (frame, code, what) in cases {
+        let mut offender = server.connect(&room, Encoding::Json).await;
+        offender.send_frame(frame).await;
+        let closed = offender.expect_close().await;
+        assert_eq!(closed.code, code, "{what}: {closed:?}");
+    }
+    still_serving(&mut a, "k").await;
+    b.expect_push("k").await;
+    still_serving(&mut b, "k").await;
 }

@@ -194,10 +194,22 @@ fn dispatch(connection: &Connection, decoded: Result<crate::protocol::ClientMess
 fn close_reason_for(error: axum::Error) -> Option<CloseReason> {
     let error = error.into_inner();
     debug!(%error, "websocket read failed");
+    // RFC 6455 7.4.1: each violation has its code. I/O errors and resets mean the peer is gone: nothing to tell.
     match error.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => Some(CloseReason::MessageTooBig),
+        Some(tungstenite::Error::Utf8(_)) => Some(CloseReason::InvalidUtf8),
+        Some(tungstenite::Error::Protocol(violation)) if !is_peer_gone(violation) => {
+            Some(CloseReason::ProtocolViolation)
+        }
         _ => None,
     }
+}
+
+/// Whether a tungstenite protocol error only says that the peer went away (a reset or a close after close) rather
+/// than that it broke the framing rules.
+fn is_peer_gone(error: &tungstenite::error::ProtocolError) -> bool {
+    use tungstenite::error::ProtocolError;
+    matches!(error, ProtocolError::ResetWithoutClosingHandshake | ProtocolError::ReceivedAfterClosing)
 }
 
 /// The sending half of a connection: drains the outbox, several frames per flush.
