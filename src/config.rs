@@ -148,6 +148,22 @@ pub struct LimitsConfig {
     #[arg(long, default_value_t = 60_000)]
     pub idle_timeout_ms: u64,
 
+    /// Open HTTP connections (WebSockets count until they upgrade); the next one is answered 503 and closed.
+    #[arg(long, default_value_t = 4_096)]
+    pub max_http_connections: usize,
+
+    /// Milliseconds a client has to send a request's headers (idle keep-alive connections close after it too).
+    #[arg(long, default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a request's whole body; a slower one gets 408.
+    #[arg(long, default_value_t = 30_000)]
+    pub http_body_timeout_ms: u64,
+
+    /// Milliseconds a peer may accept no bytes of a reply (HTTP or WebSocket) before its connection is dropped.
+    #[arg(long, default_value_t = 30_000)]
+    pub write_stall_timeout_ms: u64,
+
     /// Seconds a room with no connection and no write is kept before it is removed and its memory freed.
     #[arg(long, default_value_t = 24 * 60 * 60)]
     pub room_ttl_secs: u64,
@@ -178,6 +194,19 @@ impl LimitsConfig {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn http_body_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_body_timeout_ms)
+    }
+
+    /// The HTTP listener's bounds.
+    pub fn http_bounds(&self) -> crate::http::HttpBounds {
+        crate::http::HttpBounds {
+            max_connections: self.max_http_connections,
+            header_timeout: Duration::from_millis(self.http_header_timeout_ms),
+            write_stall_timeout: Duration::from_millis(self.write_stall_timeout_ms),
+        }
     }
 }
 

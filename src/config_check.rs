@@ -3,7 +3,7 @@
 
 use crate::config::ServerConfig;
 
-/// Longest accepted idle timeout: far beyond any real use, and small enough that deadlines computed from it never
+/// Longest accepted timeout: far beyond any real use, and small enough that deadlines computed from it never
 /// overflow a clock.
 const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -30,6 +30,10 @@ impl ServerConfig {
         at_least_one("room-ttl-secs", limits.room_ttl_secs)?;
         timeout("idle-timeout-ms", limits.idle_timeout_ms)?;
         timeout("wt-idle-timeout-ms", self.wt_idle_timeout_ms)?;
+        at_least_one("max-http-connections", limits.max_http_connections as u64)?;
+        timeout("http-header-timeout-ms", limits.http_header_timeout_ms)?;
+        timeout("http-body-timeout-ms", limits.http_body_timeout_ms)?;
+        timeout("write-stall-timeout-ms", limits.write_stall_timeout_ms)?;
         if let Some(url) = &self.public_url
             && !["http://", "https://"].iter().any(|scheme| url.starts_with(scheme))
         {

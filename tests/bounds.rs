@@ -5,10 +5,12 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use ciborium::value::Value as Cbor;
 use common::{Encoding, TestServer, WsClient, msg, with_cbor_value};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -202,4 +204,130 @@ async fn framing_violations_close_with_their_rfc_6455_codes() {
     still_serving(&mut a, "k").await;
     b.expect_push("k").await;
     still_serving(&mut b, "k").await;
+}
+
+/// A raw TCP connection to the server, for clients that misbehave below HTTP.
+async fn raw_tcp(server: &TestServer) -> tokio::net::TcpStream {
+    common::within("TCP connect", tokio::net::TcpStream::connect(server.addr())).await.expect("TCP connect")
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until done or the server answers or closes. Returns how many were
+/// written and what the server sent (empty when it closed without a word).
+async fn trickle(tcp: &mut tokio::net::TcpStream, bytes: &[u8], gap: Duration) -> (usize, Vec<u8>) {
+    for (written, byte) in bytes.iter().enumerate() {
+        if tcp.write_all(&[*byte]).await.is_err() {
+            return (written, Vec::new());
+        }
+        tokio::time::sleep(gap).await;
+        // A reply or a close shows as readable long before writes start to fail.
+        let mut reply = vec![0u8; 1024];
+        if let Ok(read) = tokio::time::timeout(Duration::from_millis(1), tcp.read(&mut reply)).await {
+            reply.truncate(read.unwrap_or(0));
+            return (written + 1, reply);
+        }
+    }
+    (bytes.len(), Vec::new())
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off_at_the_header_deadline() {
+    let server = TestServer::start_with(|c| c.limits.http_header_timeout_ms = 300).await;
+    let (_, mut a, _b) = pair(&server, "k", Encoding::Json).await;
+    let mut tcp = raw_tcp(&server).await;
+    // One byte per 50 ms: 60 header bytes would take 3 s, ten times the deadline.
+    let headers = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: {}\r\n\r\n", "y".repeat(20));
+    let started = Instant::now();
+    let (written, _) = trickle(&mut tcp, headers.as_bytes(), Duration::from_millis(50)).await;
+    assert!(written < headers.len(), "the server waited for all {} header bytes", headers.len());
+    assert!(started.elapsed() < Duration::from_millis(2_500), "cut off after {:?}", started.elapsed());
+    still_serving(&mut a, "k").await;
+    assert_eq!(server.get("/healthz").await.status(), reqwest::StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_body_gets_408_at_the_body_deadline() {
+    let server = TestServer::start_with(|c| c.limits.http_body_timeout_ms = 300).await;
+    let room = server.create_room().await;
+    let mut tcp = raw_tcp(&server).await;
+    let body = msg::ping(1).to_string();
+    let head = format!("POST /room/{room}/send HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n", body.len());
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (written, reply) = trickle(&mut tcp, body.as_bytes(), Duration::from_millis(100)).await;
+    assert!(written < body.len(), "the server waited for the whole trickled body");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("the request body did not arrive in time"), "{reply}");
+    assert!(started.elapsed() < Duration::from_millis(2_000), "answered after {:?}", started.elapsed());
+    // A prompt client is served as before.
+    assert_eq!(server.send(&room, &msg::ping(2)).await, json!({"type": "pong", "nonce": 2}));
+}
+
+#[tokio::test]
+async fn http_connections_over_the_cap_get_503_and_upgraded_websockets_do_not_count() {
+    let server = TestServer::start_with(|c| c.limits.max_http_connections = 2).await;
+    let room = server.create_room().await;
+    // Two WebSockets: they count while they upgrade, not after.
+    let mut a = server.connect(&room, Encoding::Json).await;
+    let mut b = server.connect(&room, Encoding::Json).await;
+    a.subscribe("k").await;
+    b.subscribe("k").await;
+    // Two idle HTTP connections fill the cap...
+    let _idle = [raw_tcp(&server).await, raw_tcp(&server).await];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...so the next is told why and closed.
+    let mut third = raw_tcp(&server).await;
+    let mut reply = Vec::new();
+    common::within("the 503", third.read_to_end(&mut reply)).await.ok();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("too many open HTTP connections"), "{reply}");
+    still_serving(&mut a, "k").await;
+    b.expect_push("k").await;
+    drop(_idle);
+    // Once they are gone, HTTP is served again.
+    common::within("a free HTTP slot", async {
+        loop {
+            let mut tcp = raw_tcp(&server).await;
+            tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+            let mut reply = Vec::new();
+            let _ = tcp.read_to_end(&mut reply).await;
+            if reply.starts_with(b"HTTP/1.1 200") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reader_that_never_reads_its_reply_is_dropped_at_the_stall_deadline() {
+    const VALUE_BYTES: usize = 3 << 20;
+    let server = TestServer::start_with(|c| {
+        c.max_message_bytes = 4 << 20;
+        c.limits.write_stall_timeout_ms = 300;
+    })
+    .await;
+    let room = server.create_room().await;
+    server.send(&room, &msg::append("big", json!("x".repeat(VALUE_BYTES)))).await;
+    // A tiny receive buffer: the reply backs up in the server after a few kilobytes.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(server.addr()).await.unwrap();
+    let body = msg::get("big", json!(0)).to_string();
+    let request = format!("POST /room/{room}/send HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Reading now gets what was in flight, then the end: the rest of the reply was dropped with the connection.
+    let mut received = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    common::within("the dropped connection's end", async {
+        while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+            received += n;
+        }
+    })
+    .await;
+    assert!(received < VALUE_BYTES, "the whole reply ({received} bytes) waited for the reader");
+    assert_eq!(server.send(&room, &msg::ping(1)).await, json!({"type": "pong", "nonce": 1}));
 }

@@ -2,6 +2,7 @@
 //! `--static-dir`, a build in the checkout, or the copy embedded in the binary).
 
 mod error;
+mod listener;
 mod rooms;
 mod send;
 mod websocket;
@@ -15,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
+
+pub use listener::{HttpBounds, serve};
 
 use crate::admission::Admission;
 use crate::config::ServerConfig;

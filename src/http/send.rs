@@ -1,6 +1,6 @@
 //! `POST /room/{id}/send`: one client message over plain HTTP, answered with the direct reply as JSON.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -11,8 +11,9 @@ use super::rooms::parse_room_id;
 use crate::engine::HttpSendError;
 use crate::protocol::tree;
 
-pub async fn send(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn send(State(state): State<AppState>, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
     let id = parse_room_id(&id)?;
+    let body = read_body(body, &state).await?;
     let decoded = tree::decode_json(&body);
     state.metrics.http_message(&decoded, body.len());
     let message = decoded.map_err(ApiError::bad_request)?;
@@ -22,4 +23,15 @@ pub async fn send(State(state): State<AppState>, Path(id): Path<String>, body: B
     })?;
     let body = reply.map_or_else(|| "null".to_owned(), |m| tree::encode_json(&m));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The whole body, within `--max-message-bytes` (413) and `--http-body-timeout-ms` (408): a per-chunk timeout would
+/// let a client trickling one byte at a time hold the request forever, so the deadline is for the whole body.
+async fn read_body(body: Body, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.config.max_message_bytes;
+    match tokio::time::timeout(state.config.limits.http_body_timeout(), axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::request_timeout("the request body did not arrive in time")),
+        Ok(Err(_)) => Err(ApiError::payload_too_large(format!("the body is larger than {limit} bytes"))),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
 }
