@@ -121,11 +121,16 @@ async fn establish(incoming: quinn::Incoming, context: &SessionContext) -> Resul
         .send_grease(true)
         .build(h3_quinn::Connection::new(quic.clone()))
         .await?;
-    let resolver = tokio::time::timeout(REQUEST_TIMEOUT, h3.accept())
+    // One deadline for the request stream and its headers: a client that opens the stream and never sends the
+    // HEADERS frame must not hold this task and its connection forever.
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    let resolver = tokio::time::timeout_at(deadline, h3.accept())
         .await
         .map_err(|_| SetupError::Timeout("the CONNECT request"))??
         .ok_or(SetupError::NoRequest)?;
-    let (request, stream) = resolver.resolve_request().await?;
+    let (request, stream) = tokio::time::timeout_at(deadline, resolver.resolve_request())
+        .await
+        .map_err(|_| SetupError::Timeout("the CONNECT request's headers"))??;
     let admitted = request::validate(&request)
         .map_err(|refusal| Refused { status: refusal.status(), why: refusal.to_string(), limit: None })
         .and_then(|target| admit(&request, &quic, &target, context).map(|connection| (target, connection)));
