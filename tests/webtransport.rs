@@ -422,3 +422,26 @@ async fn client_opened_streams_are_bounded_to_what_the_protocol_uses() {
     bystander.send(&push("k", Action::Append, json!(1))).await;
     assert!(matches!(bystander.recv().await, ServerMessage::Push { .. }));
 }
+
+#[tokio::test]
+async fn malformed_datagrams_count_against_the_message_rate() {
+    let server = Server::start_with(|c| {
+        c.limits.max_messages_per_second = 10;
+        c.limits.message_burst = 20;
+    })
+    .await;
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    let flooder = server.connect_wt(&room).await;
+    // Not even a session id: each was once answered with an `error` before the rate limit was applied.
+    for _ in 0..200 {
+        // Raw QUIC datagrams: web_transport_quinn would add a valid session prefix.
+        let _ = quinn::Connection::send_datagram(&flooder.session, bytes::Bytes::from_static(&[0xff]));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(flooder.closed_code().await, Some(4002));
+    bystander.send(&push("k", Action::Append, json!(1))).await;
+    assert!(matches!(bystander.recv().await, ServerMessage::Push { .. }));
+}

@@ -340,6 +340,11 @@ impl Inbound {
         if let Err(reason) = self.rate.check() {
             return Some(End::Limit(reason));
         }
+        self.handle(bytes, datagram)
+    }
+
+    /// Decodes one counted message and hands it to the engine (or answers its error).
+    fn handle(&self, bytes: &[u8], datagram: bool) -> Option<End> {
         let decoded = postcard::decode_client(bytes);
         self.metrics.received(MessageKind::of(&decoded), bytes.len());
         match decoded {
@@ -359,6 +364,11 @@ impl Inbound {
     /// One datagram: a volatile relay for this session. Anything else is answered with an error on the control
     /// stream.
     fn datagram(&self, datagram: Bytes, session_stream: u64) -> Option<End> {
+        // Counted before anything is answered: each malformed datagram costs the server an `error` on the reliable
+        // stream, so a flood of them must hit the rate limit like any other message.
+        if let Err(reason) = self.rate.check() {
+            return Some(End::Limit(reason));
+        }
         let Some((stream, payload)) = framing::split_datagram(datagram) else {
             self.connection.send_error("malformed datagram".into());
             return None;
@@ -367,7 +377,7 @@ impl Inbound {
         if stream != session_stream {
             return None;
         }
-        self.receive(&payload, true)
+        self.handle(&payload, true)
     }
 }
 
