@@ -331,3 +331,19 @@ async fn a_reader_that_never_reads_its_reply_is_dropped_at_the_stall_deadline() 
     assert!(received < VALUE_BYTES, "the whole reply ({received} bytes) waited for the reader");
     assert_eq!(server.send(&room, &msg::ping(1)).await, json!({"type": "pong", "nonce": 1}));
 }
+
+#[tokio::test]
+async fn a_message_far_over_the_limit_still_gets_its_1009() {
+    let server = TestServer::start().await;
+    let (room, mut a, mut b) = pair(&server, "k", Encoding::Json).await;
+    for frame in [Message::binary(vec![0xf6; 4 << 20]), Message::text("x".repeat(4 << 20))] {
+        let mut offender = server.connect(&room, Encoding::Json).await;
+        // The server refuses it at the frame header, with 4 MiB still on the way: it must read them away before
+        // closing, or the reset would destroy its close frame (the client then saw 1006).
+        offender.send_frame(frame).await;
+        let closed = offender.expect_close().await;
+        assert_eq!((closed.code, closed.reason.as_str()), (1009, "message too big"));
+    }
+    still_serving(&mut a, "k").await;
+    b.expect_push("k").await;
+}

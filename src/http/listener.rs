@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
@@ -73,12 +74,13 @@ pub async fn serve(
         if let Err(error) = tcp.set_nodelay(true) {
             warn!(%error, "cannot set TCP_NODELAY");
         }
+        let drain = DrainBeforeClose::default();
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(bounds.header_timeout)
             .serve_connection(
-                TokioIo::new(StallGuard::new(tcp, bounds.write_stall_timeout)),
-                service(app.clone(), peer),
+                TokioIo::new(ConnectionIo::new(tcp, bounds.write_stall_timeout, drain.clone())),
+                service(app.clone(), peer, drain),
             )
             .with_upgrades();
         let shutdown = shutdown.clone();
@@ -105,10 +107,12 @@ pub async fn serve(
     }
 }
 
-/// The router, with the peer's address where axum's `ConnectInfo` extractor finds it.
+/// The router, with the peer's address where axum's `ConnectInfo` extractor finds it, and the connection's
+/// [`DrainBeforeClose`].
 fn service(
     app: Router,
     peer: SocketAddr,
+    drain: DrainBeforeClose,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = axum::response::Response,
@@ -117,22 +121,52 @@ fn service(
 > + Clone {
     hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(drain.clone());
         app.clone().oneshot(request.map(axum::body::Body::new))
     })
 }
 
-/// A TCP stream that fails a write the peer has not let through for `timeout`: a reader that never reads cannot
-/// hold its connection, and the reply queued for it, beyond that.
-struct StallGuard {
-    inner: TcpStream,
+/// Asks a connection to read its remaining input away before it closes (see [`ConnectionIo`]). Handlers find it in
+/// the request's extensions.
+#[derive(Clone, Debug, Default)]
+pub struct DrainBeforeClose(Arc<AtomicBool>);
+
+impl DrainBeforeClose {
+    /// When the connection is dropped, its unread input is read and thrown away (bounded by [`DRAIN_TIMEOUT`]).
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn requested(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Longest a closed connection spends reading away input its peer was still sending.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A TCP stream with the two controls the server needs below HTTP and WebSocket framing:
+/// - a write the peer has not let through for `timeout` fails, so a reader that never reads cannot hold its
+///   connection, and the reply queued for it, beyond that;
+/// - when [`DrainBeforeClose::request`] was called, dropping it sends a FIN and reads the peer's remaining input away
+///   before closing. A socket closed with unread input is reset, and the reset destroys what the peer had not read
+///   yet: our close frame. Draining lets a WebSocket client that sent a message far over the limit read its 1009.
+struct ConnectionIo {
+    /// Always present; taken only by `Drop`, to drain it.
+    inner: Option<TcpStream>,
     timeout: Duration,
     /// Armed while a write is pending; reset once one goes through.
     stalled_since: Option<Pin<Box<Sleep>>>,
+    drain: DrainBeforeClose,
 }
 
-impl StallGuard {
-    fn new(inner: TcpStream, timeout: Duration) -> Self {
-        StallGuard { inner, timeout, stalled_since: None }
+impl ConnectionIo {
+    fn new(inner: TcpStream, timeout: Duration, drain: DrainBeforeClose) -> Self {
+        ConnectionIo { inner: Some(inner), timeout, stalled_since: None, drain }
+    }
+
+    fn tcp(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(self.inner.as_mut().expect("the stream is only taken on drop"))
     }
 
     /// Polls a write-side operation, failing it once the peer has accepted nothing for the timeout.
@@ -148,15 +182,32 @@ impl StallGuard {
     }
 }
 
-impl AsyncRead for StallGuard {
+impl AsyncRead for ConnectionIo {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        self.tcp().poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for StallGuard {
+impl Drop for ConnectionIo {
+    fn drop(&mut self) {
+        let (Some(mut tcp), true) = (self.inner.take(), self.drain.requested()) else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let drain = async {
+                // Our FIN tells the peer we are done; it answers with its own once it has read our close frame.
+                tcp.shutdown().await?;
+                let mut scratch = [0u8; 16 * 1024];
+                while tcp.read(&mut scratch).await? > 0 {}
+                std::io::Result::Ok(())
+            };
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+        });
+    }
+}
+
+impl AsyncWrite for ConnectionIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let poll = self.tcp().poll_write(cx, buf);
         self.guard(cx, poll)
     }
 
@@ -165,20 +216,20 @@ impl AsyncWrite for StallGuard {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let poll = self.tcp().poll_write_vectored(cx, bufs);
         self.guard(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(TcpStream::is_write_vectored)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        let poll = self.tcp().poll_flush(cx);
         self.guard(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.tcp().poll_shutdown(cx)
     }
 }

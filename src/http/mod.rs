@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 
-pub use listener::{HttpBounds, serve};
+pub use listener::{DrainBeforeClose, HttpBounds, serve};
 
 use crate::admission::Admission;
 use crate::config::ServerConfig;

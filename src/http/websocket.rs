@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use bytes::Bytes;
@@ -18,9 +18,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::AppState;
 use super::error::ApiError;
 use super::rooms::parse_room_id;
+use super::{AppState, DrainBeforeClose};
 use crate::admission::MessageRate;
 use crate::close::CloseReason;
 use crate::engine::{Connection, Outbox};
@@ -67,8 +67,10 @@ pub async fn connect(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    drain: Option<Extension<DrainBeforeClose>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    let drain = drain.map(|Extension(drain)| drain).unwrap_or_default();
     let id = parse_room_id(&id)?;
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     state.admission.check_origin(origin).map_err(ApiError::forbidden)?;
@@ -84,7 +86,7 @@ pub async fn connect(
         let tracker = state.connections.clone();
         let task = async move {
             match connection {
-                Ok(connection) => serve(socket, connection, format, &state).await,
+                Ok(connection) => serve(socket, connection, format, &state, &drain).await,
                 Err(reason) => {
                     state.metrics.closed(reason);
                     refuse(socket, reason).await
@@ -101,7 +103,13 @@ async fn refuse(mut socket: WebSocket, reason: CloseReason) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close_frame(reason))).await;
 }
 
-async fn serve(socket: WebSocket, connection: Connection, format: WireFormat, state: &AppState) {
+async fn serve(
+    socket: WebSocket,
+    connection: Connection,
+    format: WireFormat,
+    state: &AppState,
+    drain: &DrainBeforeClose,
+) {
     let (sink, mut stream) = socket.split();
     let outbox = connection.outbox().clone();
     let limits = &state.config.limits;
@@ -113,9 +121,12 @@ async fn serve(socket: WebSocket, connection: Connection, format: WireFormat, st
     let reader = Reader { connection: &connection, rate: MessageRate::new(limits), metrics };
     let reader = reader.run(&mut stream, limits.idle_timeout());
     // `None`: the peer left. `Some(writer_done)`: the server closes (a broken limit, shutdown, slow consumer).
+    let mut unread_input = false;
     let server_closes = tokio::select! {
         reason = reader => reason.map(|reason| {
             debug!(reason = reason.name(), "closing websocket");
+            // The rest of an oversized frame is still unread: the framing cannot be followed past it.
+            unread_input = reason == CloseReason::MessageTooBig;
             outbox.close(reason);
             false
         }),
@@ -134,6 +145,11 @@ async fn serve(socket: WebSocket, connection: Connection, format: WireFormat, st
             if !writer_done {
                 // The writer sends the close frame (bounded by CLOSE_TIMEOUT).
                 let _ = writer.await;
+            }
+            if unread_input {
+                // The rest of the oversized frame is read away when the socket goes: a close with unread input
+                // is a reset, which destroys the close frame before the peer reads it (1006 instead of 1009).
+                drain.request();
             }
             // Keep the socket open until the peer answers our close frame, so that it reads the frame (and its
             // code) before the TCP connection goes away, as RFC 6455 asks.
