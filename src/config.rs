@@ -119,8 +119,9 @@ pub struct LimitsConfig {
     #[arg(long, default_value_t = 10)]
     pub max_new_rooms_per_ip_per_second: u32,
 
-    /// Rooms one IP address may create in one burst above that rate.
-    #[arg(long, default_value_t = 100)]
+    /// Rooms one IP address may create in one burst above that rate (generous: test suites and busy pages make
+    /// rooms in bursts; the rate is what keeps one client from filling `--max-rooms` in seconds).
+    #[arg(long, default_value_t = 1_000)]
     pub new_room_burst: u32,
 
     /// Keys a room may hold; a push or get naming one more gets an `error`.
