@@ -347,3 +347,19 @@ async fn a_message_far_over_the_limit_still_gets_its_1009() {
     still_serving(&mut a, "k").await;
     b.expect_push("k").await;
 }
+
+#[tokio::test]
+async fn a_refused_client_that_is_already_sending_still_reads_its_close_code() {
+    let server = TestServer::start_with(|c| c.limits.max_connections_per_room = 2).await;
+    let (room, mut a, mut b) = pair(&server, "k", Encoding::Json).await;
+    for _ in 0..5 {
+        let mut refused = server.connect(&room, Encoding::Json).await;
+        // What a client does right after connecting, before it could see the close: its subscriptions.
+        for n in 0..50 {
+            refused.send(&msg::append(&format!("key-{n}"), json!("v".repeat(10_000)))).await;
+        }
+        assert_eq!(refused.expect_close().await.code, 4003);
+    }
+    still_serving(&mut a, "k").await;
+    b.expect_push("k").await;
+}

@@ -89,7 +89,7 @@ pub async fn connect(
                 Ok(connection) => serve(socket, connection, format, &state, &drain).await,
                 Err(reason) => {
                     state.metrics.closed(reason);
-                    refuse(socket, reason).await
+                    refuse(socket, reason, &drain).await
                 }
             }
         };
@@ -98,9 +98,14 @@ pub async fn connect(
 }
 
 /// Closes a just-upgraded socket with the reason it was refused.
-async fn refuse(mut socket: WebSocket, reason: CloseReason) {
+/// Closes a just-upgraded socket with the reason it was refused, gracefully: the client may already be sending (its
+/// first `get`s), and closing on unread input would reset the connection and lose the close frame.
+async fn refuse(socket: WebSocket, reason: CloseReason, drain: &DrainBeforeClose) {
     debug!(reason = reason.name(), "websocket refused");
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close_frame(reason))).await;
+    let (mut sink, mut stream) = socket.split();
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close_frame(reason))).await;
+    drain.request();
+    let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, until_close(&mut stream)).await;
 }
 
 async fn serve(
