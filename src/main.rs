@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     let config = config_file::check(file)?;
+    config.validate()?;
     println!("{}: ok", file.display());
     println!("{}", serde_json::to_string_pretty(&config)?);
     Ok(())
