@@ -108,9 +108,8 @@ impl Connector {
                 let mut url = self.base.join(&format!("room/{}/connect", room.room))?;
                 url.set_scheme(if url.scheme() == "https" { "wss" } else { "ws" })
                     .map_err(|()| anyhow!("bad scheme"))?;
-                if cbor {
-                    url.set_query(Some("cbor=true"));
-                }
+                // `ext=true`: measure the server as our own client uses it (extended message shapes).
+                url.set_query(Some(if cbor { "cbor=true&ext=true" } else { "ext=true" }));
                 let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.context("WebSocket connect")?;
                 if let MaybeTlsStream::Plain(tcp) = socket.get_ref() {
                     tcp.set_nodelay(true)?;

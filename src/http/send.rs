@@ -1,7 +1,7 @@
 //! `POST /room/{id}/send`: one client message over plain HTTP, answered with the direct reply as JSON.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
@@ -9,9 +9,14 @@ use super::AppState;
 use super::error::ApiError;
 use super::rooms::parse_room_id;
 use crate::engine::HttpSendError;
-use crate::protocol::tree;
+use crate::protocol::{Dialect, tree};
 
-pub async fn send(State(state): State<AppState>, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+pub async fn send(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
     let id = parse_room_id(&id)?;
     let body = read_body(body, &state).await?;
     let decoded = tree::decode_json(&body);
@@ -21,7 +26,8 @@ pub async fn send(State(state): State<AppState>, Path(id): Path<String>, body: B
         HttpSendError::TooManyRooms(e) => ApiError::unavailable(e),
         HttpSendError::Engine(e) => ApiError::bad_request(e),
     })?;
-    let body = reply.map_or_else(|| "null".to_owned(), |m| tree::encode_json(&m));
+    let dialect = Dialect::from_ext_flag(asks_for_extensions(query.as_deref()));
+    let body = reply.map_or_else(|| "null".to_owned(), |m| tree::encode_json(&m, dialect));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -34,4 +40,10 @@ async fn read_body(body: Body, state: &AppState) -> Result<Bytes, ApiError> {
         Ok(Err(_)) => Err(ApiError::payload_too_large(format!("the body is larger than {limit} bytes"))),
         Ok(Ok(bytes)) => Ok(bytes),
     }
+}
+
+/// `ext=true` in the query: the caller is one of our clients and understands the extended shapes. A query
+/// parameter rather than a header, so that a browser's send stays a simple request, without a CORS preflight.
+fn asks_for_extensions(query: Option<&str>) -> bool {
+    query.unwrap_or_default().split('&').any(|pair| pair == "ext=true")
 }

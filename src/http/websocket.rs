@@ -2,7 +2,7 @@
 //!
 //! Each connection runs a reader (decode, hand to the engine) and a writer task (drain the outbox, several frames
 //! per flush). Text frames are JSON and binary frames CBOR in both directions; `?cbor=true` picks what the server
-//! sends.
+//! sends, `?ext=true` opts in to our extended message shapes (see [`Dialect`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use crate::admission::MessageRate;
 use crate::close::CloseReason;
 use crate::engine::{Connection, Outbox};
 use crate::metrics::{ConnectionMetrics, MessageKind, Transport};
-use crate::protocol::{DecodeError, Outgoing, WireFormat, tree};
+use crate::protocol::{DecodeError, Dialect, Outgoing, WireFormat, tree};
 
 /// Most messages written per flush.
 const BATCH: usize = 64;
@@ -43,10 +43,12 @@ const READ_BUFFER: usize = 2 * 1024;
 struct ConnectFlags {
     cbor: bool,
     debug: bool,
+    /// Our own clients say `ext=true`: they get `epoch` and the other fields the reference server never sends.
+    ext: bool,
 }
 
 impl ConnectFlags {
-    /// Parses `cbor` and `debug`. The published 1.0.12 client appends `?cbor=true` again on every reconnect
+    /// Parses `cbor`, `debug` and `ext`. The published 1.0.12 client appends `?cbor=true` again on every reconnect
     /// (`?cbor=true?cbor=true`), so `?` separates parameters here just like `&`.
     fn parse(query: Option<&str>) -> Self {
         let mut flags = ConnectFlags::default();
@@ -54,6 +56,7 @@ impl ConnectFlags {
             match pair.split_once('=') {
                 Some(("cbor", value)) => flags.cbor = value == "true",
                 Some(("debug", value)) => flags.debug = value == "true",
+                Some(("ext", value)) => flags.ext = value == "true",
                 _ => {}
             }
         }
@@ -82,7 +85,7 @@ pub async fn connect(
     Ok(upgrade.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| {
         let outbox = Arc::new(Outbox::new(state.config.outbox_bytes));
         let connection = admitted.and_then(|()| state.rooms.connect(&id, outbox, flags.debug));
-        let format = if flags.cbor { WireFormat::Cbor } else { WireFormat::Json };
+        let format = (if flags.cbor { WireFormat::Cbor } else { WireFormat::Json }, Dialect::from_ext_flag(flags.ext));
         let tracker = state.connections.clone();
         let task = async move {
             match connection {
@@ -111,7 +114,7 @@ async fn refuse(socket: WebSocket, reason: CloseReason, drain: &DrainBeforeClose
 async fn serve(
     socket: WebSocket,
     connection: Connection,
-    format: WireFormat,
+    format: (WireFormat, Dialect),
     state: &AppState,
     drain: &DrainBeforeClose,
 ) {
@@ -236,7 +239,7 @@ fn is_peer_gone(error: &tungstenite::error::ProtocolError) -> bool {
 /// The sending half of a connection: drains the outbox, several frames per flush.
 struct Writer {
     outbox: Arc<Outbox>,
-    format: WireFormat,
+    format: (WireFormat, Dialect),
     metrics: Arc<ConnectionMetrics>,
 }
 
@@ -301,11 +304,17 @@ fn close_frame(reason: CloseReason) -> Message {
     Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.text().into() }))
 }
 
-/// The frame carrying `message` in `format`, and its payload length.
-fn frame(message: &Outgoing, format: WireFormat) -> (Message, usize) {
+/// The frame carrying `message` in `format` and dialect, and its payload length.
+fn frame(message: &Outgoing, (format, dialect): (WireFormat, Dialect)) -> (Message, usize) {
     match format {
-        WireFormat::Cbor => (Message::Binary(message.cbor().clone()), message.cbor().len()),
-        WireFormat::Json | WireFormat::Postcard => (Message::Text(message.json().clone()), message.json().len()),
+        WireFormat::Cbor => {
+            let bytes = message.cbor(dialect);
+            (Message::Binary(bytes.clone()), bytes.len())
+        }
+        WireFormat::Json | WireFormat::Postcard => {
+            let text = message.json(dialect);
+            (Message::Text(text.clone()), text.len())
+        }
     }
 }
 
@@ -315,9 +324,11 @@ mod tests {
 
     #[test]
     fn flags_survive_the_reference_clients_growing_url() {
+        let flags = |cbor, debug, ext| ConnectFlags { cbor, debug, ext };
         assert_eq!(ConnectFlags::parse(None), ConnectFlags::default());
-        assert_eq!(ConnectFlags::parse(Some("cbor=true")), ConnectFlags { cbor: true, debug: false });
-        assert_eq!(ConnectFlags::parse(Some("cbor=true?cbor=true")), ConnectFlags { cbor: true, debug: false });
-        assert_eq!(ConnectFlags::parse(Some("debug=true&cbor=false")), ConnectFlags { cbor: false, debug: true });
+        assert_eq!(ConnectFlags::parse(Some("cbor=true")), flags(true, false, false));
+        assert_eq!(ConnectFlags::parse(Some("cbor=true?cbor=true")), flags(true, false, false));
+        assert_eq!(ConnectFlags::parse(Some("debug=true&cbor=false")), flags(false, true, false));
+        assert_eq!(ConnectFlags::parse(Some("ext=true&cbor=true?cbor=true")), flags(true, false, true));
     }
 }

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 #[cfg(test)]
 use super::value::MAX_DEPTH;
-use super::{Action, ClientMessage, DecodeError, Entry, Key, Replay, ServerMessage, Value};
+use super::{Action, ClientMessage, DecodeError, Dialect, Entry, Key, Replay, ServerMessage, Value};
 
 /// Decodes a JSON text frame or HTTP body.
 pub fn decode_json(text: &[u8]) -> Result<ClientMessage, DecodeError> {
@@ -165,7 +165,8 @@ enum JsonOut<'a> {
     Init {
         key: &'a str,
         data: Vec<JsonEntry<'a>>,
-        epoch: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
     },
     StreamSize {
         key: &'a str,
@@ -185,16 +186,17 @@ struct JsonEntry<'a> {
     seq: u64,
 }
 
-/// Encodes a server message as JSON text.
-pub fn encode_json(message: &ServerMessage) -> String {
+/// Encodes a server message as JSON text, with the fields of `dialect`.
+pub fn encode_json(message: &ServerMessage, dialect: Dialect) -> String {
+    let extended = dialect.is_extended();
     let out = match message {
         ServerMessage::Push { key, value, seq, volatile } => {
-            JsonOut::Push { key, value: value.json(), seq: *seq, volatile: *volatile }
+            JsonOut::Push { key, value: value.json(), seq: *seq, volatile: *volatile && extended }
         }
         ServerMessage::Init { key, data, epoch } => JsonOut::Init {
             key,
             data: data.iter().map(|e| JsonEntry { value: e.value.json(), seq: e.seq }).collect(),
-            epoch,
+            epoch: extended.then_some(&**epoch),
         },
         ServerMessage::StreamSize { key, size } => JsonOut::StreamSize { key, size: *size },
         ServerMessage::Pong { nonce } => JsonOut::Pong { nonce: *nonce },
@@ -244,24 +246,29 @@ impl CborOut<'_> {
     }
 }
 
-/// Encodes a server message as a CBOR map with the same field names as the JSON form.
-pub fn encode_cbor(message: &ServerMessage) -> Vec<u8> {
+/// Encodes a server message as a CBOR map with the same field names as the JSON form, with the fields of `dialect`.
+pub fn encode_cbor(message: &ServerMessage, dialect: Dialect) -> Vec<u8> {
+    let extended = dialect.is_extended();
     let mut buf = Vec::with_capacity(message.approx_size());
     let mut out = CborOut(Encoder::from(&mut buf));
     match message {
         ServerMessage::Push { key, value, seq, volatile } => {
-            out.map(if *volatile { 5 } else { 4 }).text("type").text("push").text("key").text(key);
+            let volatile = *volatile && extended;
+            out.map(if volatile { 5 } else { 4 }).text("type").text("push").text("key").text(key);
             out.text("value").raw(value).text("seq").uint(*seq);
-            if *volatile {
+            if volatile {
                 out.text("volatile").bool(true);
             }
         }
         ServerMessage::Init { key, data, epoch } => {
-            out.map(4).text("type").text("init").text("key").text(key).text("data").array(data.len());
+            out.map(if extended { 4 } else { 3 }).text("type").text("init").text("key").text(key);
+            out.text("data").array(data.len());
             for Entry { value, seq } in data {
                 out.map(2).text("value").raw(value).text("seq").uint(*seq);
             }
-            out.text("epoch").text(epoch);
+            if extended {
+                out.text("epoch").text(epoch);
+            }
         }
         ServerMessage::StreamSize { key, size } => {
             out.map(3).text("type").text("stream_size").text("key").text(key).text("size").uint(*size);
@@ -425,12 +432,46 @@ mod tests {
             ServerMessage::Error { message: "bad".into() },
         ];
         for message in messages {
-            let from_cbor: Cbor = ciborium::from_reader(&encode_cbor(&message)[..]).unwrap();
-            let from_cbor = Value::from_tree(from_cbor);
-            let from_json = Value::from_tree(serde_json::from_str(&encode_json(&message)).unwrap());
-            // Byte strings become arrays in JSON, so compare the JSON forms of both.
-            assert_eq!(from_cbor.json().get(), from_json.json().get());
+            for dialect in [Dialect::Reference, Dialect::Extended] {
+                let from_cbor: Cbor = ciborium::from_reader(&encode_cbor(&message, dialect)[..]).unwrap();
+                let from_cbor = Value::from_tree(from_cbor);
+                let from_json = Value::from_tree(serde_json::from_str(&encode_json(&message, dialect)).unwrap());
+                // Byte strings become arrays in JSON, so compare the JSON forms of both.
+                assert_eq!(from_cbor.json().get(), from_json.json().get());
+            }
         }
-        assert_eq!(encode_json(&ServerMessage::Pong { nonce: None }), r#"{"type":"pong","nonce":null}"#);
+        let pong = ServerMessage::Pong { nonce: None };
+        assert_eq!(encode_json(&pong, Dialect::Reference), r#"{"type":"pong","nonce":null}"#);
+    }
+
+    #[test]
+    fn the_reference_dialect_carries_only_the_reference_servers_fields() {
+        let value = Value::from_tree(Cbor::Integer(1.into()));
+        let init = ServerMessage::Init {
+            key: "k".into(),
+            data: vec![Entry { value: value.clone(), seq: 2 }],
+            epoch: "e".into(),
+        };
+        assert_eq!(encode_json(&init, Dialect::Reference), r#"{"type":"init","key":"k","data":[{"value":1,"seq":2}]}"#);
+        assert_eq!(
+            encode_json(&init, Dialect::Extended),
+            r#"{"type":"init","key":"k","data":[{"value":1,"seq":2}],"epoch":"e"}"#
+        );
+        let volatile = ServerMessage::Push { key: "k".into(), value, seq: 3, volatile: true };
+        assert_eq!(encode_json(&volatile, Dialect::Reference), r#"{"type":"push","key":"k","value":1,"seq":3}"#);
+        assert_eq!(
+            encode_json(&volatile, Dialect::Extended),
+            r#"{"type":"push","key":"k","value":1,"seq":3,"volatile":true}"#
+        );
+        let fields = |message: &ServerMessage, dialect| -> Vec<String> {
+            let Cbor::Map(entries) = ciborium::from_reader(&encode_cbor(message, dialect)[..]).unwrap() else {
+                panic!("a server message is a CBOR map")
+            };
+            entries.into_iter().map(|(k, _)| k.into_text().unwrap()).collect()
+        };
+        assert_eq!(fields(&init, Dialect::Reference), ["type", "key", "data"]);
+        assert_eq!(fields(&init, Dialect::Extended), ["type", "key", "data", "epoch"]);
+        assert_eq!(fields(&volatile, Dialect::Reference), ["type", "key", "value", "seq"]);
+        assert_eq!(fields(&volatile, Dialect::Extended), ["type", "key", "value", "seq", "volatile"]);
     }
 }
