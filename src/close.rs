@@ -30,11 +30,13 @@ pub enum CloseReason {
     ConnectRateLimited,
     /// Nothing was received from the client, not even a pong, within the idle timeout (4007).
     IdleTimeout,
+    /// The connection's token expired and no fresh one came in an `auth` message before its `exp` (4008).
+    TokenExpired,
 }
 
 impl CloseReason {
     /// Every reason, for documentation and metrics.
-    pub const ALL: [CloseReason; 11] = [
+    pub const ALL: [CloseReason; 12] = [
         CloseReason::GoingAway,
         CloseReason::MessageTooBig,
         CloseReason::InvalidUtf8,
@@ -46,6 +48,7 @@ impl CloseReason {
         CloseReason::TooManyRooms,
         CloseReason::ConnectRateLimited,
         CloseReason::IdleTimeout,
+        CloseReason::TokenExpired,
     ];
 
     /// The close code sent on the wire.
@@ -62,6 +65,7 @@ impl CloseReason {
             CloseReason::TooManyRooms => 4005,
             CloseReason::ConnectRateLimited => 4006,
             CloseReason::IdleTimeout => 4007,
+            CloseReason::TokenExpired => 4008,
         }
     }
 
@@ -79,6 +83,7 @@ impl CloseReason {
             CloseReason::TooManyRooms => "too many rooms on this server",
             CloseReason::ConnectRateLimited => "too many new connections from this address",
             CloseReason::IdleTimeout => "idle timeout: nothing received from the client",
+            CloseReason::TokenExpired => "token expired: reconnect with a fresh token",
         }
     }
 
@@ -96,6 +101,7 @@ impl CloseReason {
             CloseReason::TooManyRooms => "too_many_rooms",
             CloseReason::ConnectRateLimited => "connect_rate_limited",
             CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::TokenExpired => "token_expired",
         }
     }
 }

@@ -88,6 +88,30 @@ pub struct ServerConfig {
     #[command(flatten)]
     #[serde(flatten)]
     pub limits: LimitsConfig,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub auth: AuthConfig,
+}
+
+/// Token checking and protected room creation (see `docs/auth.md`). All off by default.
+#[derive(Args, Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[command(next_help_heading = "Auth")]
+pub struct AuthConfig {
+    /// A key that signs room tokens, as a JSON Web Key file with a `kid` (repeatable, to rotate keys): an Ed25519
+    /// public key (EdDSA) or an HS256 secret. With any, every connection and HTTP send needs a valid token.
+    #[arg(long = "auth-key-file")]
+    #[serde(rename = "auth-key-file")]
+    pub auth_key_files: Vec<PathBuf>,
+
+    /// The `aud` tokens must carry (tokens without it are refused).
+    #[arg(long)]
+    pub auth_audience: Option<String>,
+
+    /// A file holding the admin token: `POST /new` and creating a room by its id then need it as a bearer token.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Limits that protect the server and the other clients from one misbehaving client. Each has its own close code

@@ -3,6 +3,7 @@
 //! One room engine ([`engine`]) served over WebSocket and HTTP ([`http`]); messages and codecs in [`protocol`].
 
 pub mod admission;
+pub mod auth;
 pub mod close;
 pub mod config;
 pub mod config_check;

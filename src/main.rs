@@ -4,6 +4,8 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use driftdb::auth::keys::{self, KeyAlgorithm};
+use driftdb::auth::{self, Capability, Claims, RoomPattern};
 use driftdb::config::ServerConfig;
 use driftdb::config_file;
 use driftdb::server::RunningServer;
@@ -31,6 +33,12 @@ enum Command {
     /// Config file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Make a key for room tokens: `DIR/KID.jwk` signs (keep it with the app's backend and `driftdb token`); for
+    /// EdDSA, `DIR/KID.pub.jwk` is what the server verifies with (`--auth-key-file`). An HS256 key is one file for
+    /// both.
+    Key(KeyArgs),
+    /// Print a room token signed with a key file, for development and scripts.
+    Token(TokenArgs),
 }
 
 #[derive(clap::Args)]
@@ -48,6 +56,41 @@ enum ConfigCommand {
     /// Reads a config file as `driftdb serve --config FILE` would (environment variables included) and prints the
     /// settings it gives, or the first problem.
     Check { file: std::path::PathBuf },
+}
+
+#[derive(clap::Args)]
+struct KeyArgs {
+    /// The key's id, named in each token's header (`kid`); use a new one for each rotation.
+    #[arg(long)]
+    kid: String,
+    /// The signature algorithm.
+    #[arg(long, value_enum, default_value = "eddsa")]
+    alg: KeyAlgorithm,
+    /// Directory to write into.
+    #[arg(long, default_value = "keys")]
+    dir: std::path::PathBuf,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The signing key (`KID.jwk` from `driftdb key`).
+    #[arg(long)]
+    key_file: std::path::PathBuf,
+    /// A room id, or a prefix pattern such as `game-42-*`.
+    #[arg(long)]
+    room: String,
+    /// What the token allows, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', required = true)]
+    can: Vec<Capability>,
+    /// How long the token is valid, e.g. `30s`, `15m`, `1h`, `7d`.
+    #[arg(long, default_value = "1h")]
+    ttl: humantime::Duration,
+    /// The holder's identity (`sub`).
+    #[arg(long)]
+    sub: Option<String>,
+    /// The audience (`aud`), when the server runs with `--auth-audience`.
+    #[arg(long)]
+    aud: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -75,7 +118,41 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Cert(args) => write_certificate(&args),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
+        Command::Key(args) => write_key(&args),
+        Command::Token(args) => print_token(&args),
     }
+}
+
+fn write_key(args: &KeyArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    let (signing, verifying) = keys::generate(&args.kid, args.alg);
+    let signing_path = args.dir.join(format!("{}.jwk", args.kid));
+    keys::write_jwk(&signing_path, &signing)?;
+    println!("wrote {} (signs tokens: keep it secret)", signing_path.display());
+    let verifying_path = if signing == verifying {
+        signing_path
+    } else {
+        let path = args.dir.join(format!("{}.pub.jwk", args.kid));
+        keys::write_jwk(&path, &verifying)?;
+        println!("wrote {} (verifies tokens)", path.display());
+        path
+    };
+    println!("serve with: driftdb serve --auth-key-file {}", verifying_path.display());
+    Ok(())
+}
+
+fn print_token(args: &TokenArgs) -> anyhow::Result<()> {
+    let key = keys::SigningKeyFile::load(&args.key_file)?;
+    let claims = Claims {
+        exp: auth::now_secs() + args.ttl.as_secs(),
+        nbf: None,
+        room: RoomPattern::parse(&args.room),
+        can: args.can.clone(),
+        sub: args.sub.clone(),
+        aud: args.aud.clone(),
+    };
+    println!("{}", auth::issue(&key, &claims));
+    Ok(())
 }
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {

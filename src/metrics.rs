@@ -34,17 +34,20 @@ pub enum MessageKind {
     Unsubscribe,
     Ping,
     Goodbye,
+    /// An in-band token refresh.
+    Auth,
     /// Could not be decoded (answered with an `error`).
     Invalid,
 }
 
 impl MessageKind {
-    const ALL: [MessageKind; 6] = [
+    const ALL: [MessageKind; 7] = [
         MessageKind::Push,
         MessageKind::Get,
         MessageKind::Unsubscribe,
         MessageKind::Ping,
         MessageKind::Goodbye,
+        MessageKind::Auth,
         MessageKind::Invalid,
     ];
 
@@ -55,6 +58,7 @@ impl MessageKind {
             Ok(ClientMessage::Unsubscribe { .. }) => MessageKind::Unsubscribe,
             Ok(ClientMessage::Ping { .. }) => MessageKind::Ping,
             Ok(ClientMessage::Goodbye) => MessageKind::Goodbye,
+            Ok(ClientMessage::Auth { .. }) => MessageKind::Auth,
             Err(_) => MessageKind::Invalid,
         }
     }
@@ -78,6 +82,7 @@ impl MessageKind {
             MessageKind::Unsubscribe => "unsubscribe",
             MessageKind::Ping => "ping",
             MessageKind::Goodbye => "goodbye",
+            MessageKind::Auth => "auth",
             MessageKind::Invalid => "invalid",
         }
     }
@@ -225,7 +230,7 @@ impl Metrics {
 /// One connection's pre-resolved counters.
 pub struct ConnectionMetrics {
     open: Gauge,
-    received: [Counter; 6],
+    received: [Counter; 7],
     bytes_in: Counter,
     messages_out: Counter,
     bytes_out: Counter,

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admission::Admission;
+use crate::auth::{Auth, AuthError};
 use crate::config::ServerConfig;
 use crate::engine::Rooms;
 use crate::http::{self, AppState, router};
@@ -31,6 +32,8 @@ pub enum ServerError {
     WebTransport(#[from] WebTransportError),
     #[error("cannot make the WebTransport certificate: {0}")]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// Attempts at finding a port number free on both TCP and UDP when the port is picked automatically.
@@ -50,6 +53,7 @@ impl RunningServer {
     /// Binds the listeners and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
         config.validate()?;
+        let auth = Arc::new(Auth::load(&config.auth)?);
         let (listener, webtransport) = bind_listeners(&config).await?;
         let http_addr =
             listener.local_addr().map_err(|source| ServerError::Bind { addr: http_addr_of(&config), source })?;
@@ -59,6 +63,7 @@ impl RunningServer {
         let state = AppState {
             rooms: Arc::new(Rooms::new(config.limits.engine_limits())),
             admission: Arc::new(Admission::new(&config.limits)),
+            auth,
             metrics: Arc::new(Metrics::new()),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
@@ -71,6 +76,7 @@ impl RunningServer {
             let shared = Shared {
                 rooms: state.rooms.clone(),
                 admission: state.admission.clone(),
+                auth: state.auth.clone(),
                 metrics: state.metrics.clone(),
             };
             webtransport.start(&state.config, shared, shutdown.clone(), connections.clone());

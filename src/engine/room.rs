@@ -181,7 +181,8 @@ impl Room {
             }
             ClientMessage::Ping { nonce } => Ok(Some(ServerMessage::Pong { nonce })),
             ClientMessage::Get { replay: Replay::None, .. } | ClientMessage::Unsubscribe { .. } => Ok(None),
-            ClientMessage::Goodbye => Ok(None),
+            // Tokens are checked before a message reaches the engine (`auth`).
+            ClientMessage::Goodbye | ClientMessage::Auth { .. } => Ok(None),
         }
     }
 
@@ -437,7 +438,7 @@ impl Connection {
                 }
             }
             ClientMessage::Ping { nonce } => self.reply(ServerMessage::Pong { nonce }),
-            ClientMessage::Goodbye => {}
+            ClientMessage::Goodbye | ClientMessage::Auth { .. } => {}
         }
     }
 

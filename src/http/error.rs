@@ -4,6 +4,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::Refusal;
+
 /// An HTTP error with a status and a precise message.
 #[derive(Debug)]
 pub struct ApiError {
@@ -44,6 +46,13 @@ impl ApiError {
     /// 503: a server-wide capacity limit (e.g. the number of rooms) is reached.
     pub fn unavailable(message: impl ToString) -> Self {
         ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.to_string() }
+    }
+}
+
+/// 401 or 403 with the refusal's reason.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        ApiError { status: refusal.status(), message: refusal.to_string() }
     }
 }
 

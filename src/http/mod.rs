@@ -20,6 +20,7 @@ use tower_http::services::ServeDir;
 pub use listener::{DrainBeforeClose, HttpBounds, serve};
 
 use crate::admission::Admission;
+use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::engine::Rooms;
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// Origin allow-list and connect rates, shared with the WebTransport listener.
     pub admission: Arc<Admission>,
+    /// Token checks and the admin token, shared with the WebTransport listener.
+    pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
     /// Cancelled when the server shuts down: every connection closes with 1001.

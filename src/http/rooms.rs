@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::HeaderMap;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::auth::{self, Refusal};
 use crate::engine::{RoomId, RoomSnapshot};
 use crate::room_info::RoomInfo;
 
@@ -16,6 +17,9 @@ pub async fn new_room(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<RoomInfo>, ApiError> {
+    if !state.auth.is_admin(auth::bearer(&headers)) {
+        return Err(Refusal::AdminRequired.into());
+    }
     state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
     let room = state.rooms.create().map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, room.id())))
@@ -25,9 +29,11 @@ pub async fn room_info(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<RoomInfo>, ApiError> {
     let id = parse_room_id(&id)?;
+    may_see_room(&state, auth::request_token(&headers, query.as_deref()), &id)?;
     // Looking up a room that exists is free; making one counts like `POST /new`, or random ids would bypass it.
     if state.rooms.get(&id).is_none() {
         state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
@@ -37,10 +43,35 @@ pub async fn room_info(
 }
 
 /// `GET /room/{id}/inspect`: the room inspector's snapshot. An unknown room is 404: inspecting creates nothing.
-pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RoomSnapshot>, ApiError> {
+/// It shows every stored stream, as a `?debug=true` connection does, so with tokens on it needs the `debug`
+/// capability (or the admin token).
+pub async fn inspect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<RoomSnapshot>, ApiError> {
     let id = parse_room_id(&id)?;
+    let token = auth::request_token(&headers, query.as_deref());
+    if !(state.auth.admin_required() && state.auth.is_admin(token)) {
+        state.auth.admit(token, &id, true)?;
+    }
     let room = state.rooms.get(&id).ok_or_else(|| ApiError::not_found(format!("no room {id} on this server")))?;
     Ok(Json(room.inspect()))
+}
+
+/// Room info (which creates the room if needed) is for the admin token, or, when tokens are on, for a token of
+/// this room; only the admin creates a room when `--admin-token-file` is set.
+fn may_see_room(state: &AppState, token: Option<&str>, id: &RoomId) -> Result<(), ApiError> {
+    let auth = &state.auth;
+    if auth.admin_required() && auth.is_admin(token) {
+        return Ok(());
+    }
+    auth.admit(token, id, false)?;
+    if auth.admin_required() && state.rooms.get(id).is_none() {
+        return Err(Refusal::AdminRequired.into());
+    }
+    Ok(())
 }
 
 /// Parses a room id from the path, or answers 400.

@@ -2,26 +2,37 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
 use super::rooms::parse_room_id;
+use crate::auth::{self, Capability};
 use crate::engine::HttpSendError;
-use crate::protocol::{Dialect, tree};
+use crate::protocol::{ClientMessage, Dialect, tree};
 
 pub async fn send(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let id = parse_room_id(&id)?;
+    let grant = state.auth.admit(auth::request_token(&headers, query.as_deref()), &id, false)?;
     let body = read_body(body, &state).await?;
     let decoded = tree::decode_json(&body);
     state.metrics.http_message(&decoded, body.len());
     let message = decoded.map_err(ApiError::bad_request)?;
+    if let ClientMessage::Auth { .. } = message {
+        return Err(ApiError::bad_request(
+            "an HTTP send carries its token in the Authorization header, not an auth message",
+        ));
+    }
+    if let Some(capability) = Capability::needed_by(&message) {
+        grant.require(capability)?;
+    }
     let reply = state.rooms.handle_http(&id, message).map_err(|error| match error {
         HttpSendError::TooManyRooms(e) => ApiError::unavailable(e),
         HttpSendError::Engine(e) => ApiError::bad_request(e),

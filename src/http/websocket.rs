@@ -22,10 +22,11 @@ use super::error::ApiError;
 use super::rooms::parse_room_id;
 use super::{AppState, DrainBeforeClose};
 use crate::admission::MessageRate;
+use crate::auth::{self, Access};
 use crate::close::CloseReason;
 use crate::engine::{Connection, Outbox};
 use crate::metrics::{ConnectionMetrics, MessageKind, Transport};
-use crate::protocol::{DecodeError, Dialect, Outgoing, WireFormat, tree};
+use crate::protocol::{Dialect, Outgoing, WireFormat, tree};
 
 /// Most messages written per flush.
 const BATCH: usize = 64;
@@ -78,6 +79,7 @@ pub async fn connect(
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     state.admission.check_origin(origin).map_err(ApiError::forbidden)?;
     let flags = ConnectFlags::parse(query.as_deref());
+    let grant = state.auth.admit(auth::request_token(&headers, query.as_deref()), &id, flags.debug)?;
     // Limits that refuse a connection are told after the upgrade, as a close code: a browser's WebSocket API never
     // shows the HTTP status of a failed upgrade, but it does show the close code.
     let admitted = state.admission.check_connect_rate(peer.ip());
@@ -85,11 +87,12 @@ pub async fn connect(
     Ok(upgrade.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| {
         let outbox = Arc::new(Outbox::new(state.config.outbox_bytes));
         let connection = admitted.and_then(|()| state.rooms.connect(&id, outbox, flags.debug));
+        let access = Access::new(state.auth.clone(), id, grant);
         let format = (if flags.cbor { WireFormat::Cbor } else { WireFormat::Json }, Dialect::from_ext_flag(flags.ext));
         let tracker = state.connections.clone();
         let task = async move {
             match connection {
-                Ok(connection) => serve(socket, connection, format, &state, &drain).await,
+                Ok(connection) => serve(socket, connection, access, format, &state, &drain).await,
                 Err(reason) => {
                     state.metrics.closed(reason);
                     refuse(socket, reason, &drain).await
@@ -114,6 +117,7 @@ async fn refuse(socket: WebSocket, reason: CloseReason, drain: &DrainBeforeClose
 async fn serve(
     socket: WebSocket,
     connection: Connection,
+    access: Access,
     format: (WireFormat, Dialect),
     state: &AppState,
     drain: &DrainBeforeClose,
@@ -126,7 +130,7 @@ async fn serve(
     let writer = Writer { outbox: outbox.clone(), format, metrics: metrics.clone() };
     let ping_every = limits.idle_timeout() / 3;
     let mut writer = tokio::spawn(writer.run(sink, ping_every, state.shutdown.clone()));
-    let reader = Reader { connection: &connection, rate: MessageRate::new(limits), metrics };
+    let reader = Reader { connection: &connection, access: &access, rate: MessageRate::new(limits), metrics };
     let reader = reader.run(&mut stream, limits.idle_timeout());
     // `None`: the peer left. `Some(writer_done)`: the server closes (a broken limit, shutdown, slow consumer).
     let mut unread_input = false;
@@ -178,6 +182,7 @@ async fn until_close(stream: &mut SplitStream<WebSocket>) {
 /// The receiving half of a connection.
 struct Reader<'a> {
     connection: &'a Connection,
+    access: &'a Access,
     rate: MessageRate,
     metrics: Arc<ConnectionMetrics>,
 }
@@ -185,11 +190,16 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Reads frames until the peer leaves (`None`) or breaks a limit (the reason to close with).
     async fn run(self, stream: &mut SplitStream<WebSocket>, idle_timeout: Duration) -> Option<CloseReason> {
+        let expired = self.access.expired();
+        tokio::pin!(expired);
         loop {
-            let frame = match tokio::time::timeout(idle_timeout, stream.next()).await {
-                Err(_) => return Some(CloseReason::IdleTimeout),
-                Ok(None) => return None,
-                Ok(Some(frame)) => frame,
+            let frame = tokio::select! {
+                next = tokio::time::timeout(idle_timeout, stream.next()) => match next {
+                    Err(_) => return Some(CloseReason::IdleTimeout),
+                    Ok(None) => return None,
+                    Ok(Some(frame)) => frame,
+                },
+                () = &mut expired => return Some(CloseReason::TokenExpired),
             };
             let (decoded, len) = match frame {
                 Ok(Message::Text(text)) => (tree::decode_json(text.as_bytes()), text.len()),
@@ -203,15 +213,11 @@ impl Reader<'_> {
                 return Some(reason);
             }
             self.metrics.received(MessageKind::of(&decoded), len);
-            dispatch(self.connection, decoded);
+            match decoded {
+                Ok(message) => self.access.dispatch(self.connection, message),
+                Err(error) => self.connection.send_error(error.to_string()),
+            }
         }
-    }
-}
-
-fn dispatch(connection: &Connection, decoded: Result<crate::protocol::ClientMessage, DecodeError>) {
-    match decoded {
-        Ok(message) => connection.handle(message),
-        Err(error) => connection.send_error(error.to_string()),
     }
 }
 

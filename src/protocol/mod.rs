@@ -64,6 +64,10 @@ pub enum ClientMessage {
     },
     /// WebTransport only: the client is leaving on purpose (browsers do not tell the server when a session closes).
     Goodbye,
+    /// A fresh token for this connection, sent before the current one expires (see `auth`).
+    Auth {
+        token: String,
+    },
 }
 
 /// One stored entry of a key's stream.

@@ -28,6 +28,10 @@ enum WireClient<'a> {
         nonce: Option<u64>,
     },
     Goodbye,
+    /// Appended after `Goodbye`: a fresh token for the session.
+    Auth {
+        token: &'a str,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy)]
@@ -115,6 +119,7 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientMessage, DecodeError> {
         WireClient::Unsubscribe { key } => ClientMessage::Unsubscribe { key: key.into() },
         WireClient::Ping { nonce } => ClientMessage::Ping { nonce },
         WireClient::Goodbye => ClientMessage::Goodbye,
+        WireClient::Auth { token } => ClientMessage::Auth { token: token.to_owned() },
     })
 }
 
@@ -134,6 +139,7 @@ pub fn encode_client(message: &ClientMessage) -> Vec<u8> {
         ClientMessage::Unsubscribe { key } => WireClient::Unsubscribe { key },
         ClientMessage::Ping { nonce } => WireClient::Ping { nonce: *nonce },
         ClientMessage::Goodbye => WireClient::Goodbye,
+        ClientMessage::Auth { token } => WireClient::Auth { token },
     };
     postcard::to_stdvec(&wire).expect("postcard encoding into a Vec cannot fail")
 }
@@ -191,6 +197,7 @@ mod tests {
             ClientMessage::Unsubscribe { key: "k".into() },
             ClientMessage::Ping { nonce: Some(1) },
             ClientMessage::Goodbye,
+            ClientMessage::Auth { token: "a.b.c".into() },
         ];
         for message in messages {
             assert_eq!(decode_client(&encode_client(&message)).unwrap(), message);

@@ -114,6 +114,7 @@ pub fn from_tree(tree: Cbor) -> Result<ClientMessage, DecodeError> {
         "unsubscribe" => Ok(ClientMessage::Unsubscribe { key: f.key()? }),
         "ping" => Ok(ClientMessage::Ping { nonce: f.optional_u64("nonce")?.flatten() }),
         "goodbye" => Ok(ClientMessage::Goodbye),
+        "auth" => Ok(ClientMessage::Auth { token: f.text("token")? }),
         _ => Err(DecodeError::UnknownType(echo(kind))),
     }
 }

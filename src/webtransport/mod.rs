@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admission::Admission;
+use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::engine::Rooms;
 use crate::metrics::Metrics;
@@ -73,6 +74,7 @@ impl WebTransportInfo {
 pub struct Shared {
     pub rooms: Arc<Rooms>,
     pub admission: Arc<Admission>,
+    pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -128,6 +130,7 @@ impl WebTransportServer {
         let context = Arc::new(SessionContext {
             rooms: shared.rooms,
             admission: shared.admission,
+            auth: shared.auth,
             metrics: shared.metrics,
             limits: config.limits.clone(),
             max_message_bytes: config.max_message_bytes,

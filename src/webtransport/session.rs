@@ -25,6 +25,7 @@ use super::http3::{self, Accepted, H3Connection, H3RequestStream, Http3Session};
 use super::request::{self, Target};
 use super::writer::Writer;
 use crate::admission::{Admission, MessageRate};
+use crate::auth::{self, Access, Auth};
 use crate::close::CloseReason;
 use crate::config::LimitsConfig;
 use crate::engine::{Connection, Outbox, Rooms};
@@ -46,6 +47,7 @@ const GOODBYE_CODE: u32 = 1000;
 pub(super) struct SessionContext {
     pub rooms: Arc<Rooms>,
     pub admission: Arc<Admission>,
+    pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub limits: LimitsConfig,
     pub max_message_bytes: usize,
@@ -109,6 +111,7 @@ struct Established {
     quic: quinn::Connection,
     target: Target,
     connection: Connection,
+    access: Access,
 }
 
 async fn establish(incoming: quinn::Incoming, context: &SessionContext) -> Result<Established, SetupError> {
@@ -134,7 +137,7 @@ async fn establish(incoming: quinn::Incoming, context: &SessionContext) -> Resul
     let admitted = request::validate(&request)
         .map_err(|refusal| Refused { status: refusal.status(), why: refusal.to_string(), limit: None })
         .and_then(|target| admit(&request, &quic, &target, context).map(|connection| (target, connection)));
-    let (target, connection) = match admitted {
+    let (target, (connection, access)) = match admitted {
         Ok(admitted) => admitted,
         Err(refused) => {
             match refused.limit {
@@ -158,7 +161,7 @@ async fn establish(incoming: quinn::Incoming, context: &SessionContext) -> Resul
     };
     wait_for_webtransport_settings(&mut h3).await?;
     let session = Http3Session::accept(stream).await?;
-    Ok(Established { session, h3, quic, target, connection })
+    Ok(Established { session, h3, quic, target, connection, access })
 }
 
 /// Why a session request is refused.
@@ -169,15 +172,15 @@ struct Refused {
     limit: Option<CloseReason>,
 }
 
-/// Applies the same admission rules as the WebSocket (origin, connect rate, room and server limits) and attaches
-/// the session to its room. The status is what a refused CONNECT answers; a limit's is only logged, since the
+/// Applies the same admission rules as the WebSocket (origin, token, connect rate, room and server limits) and
+/// attaches the session to its room. The status is what a refused CONNECT answers; a limit's is only logged, since the
 /// session is accepted and closed with the limit's code instead (see `establish`).
 fn admit(
     request: &http::Request<()>,
     quic: &quinn::Connection,
     target: &Target,
     context: &SessionContext,
-) -> Result<Connection, Refused> {
+) -> Result<(Connection, Access), Refused> {
     let origin = request.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
     context.admission.check_origin(origin).map_err(|refused| Refused {
         status: StatusCode::FORBIDDEN,
@@ -191,9 +194,16 @@ fn admit(
         };
         Refused { status, why: reason.text().to_owned(), limit: Some(reason) }
     };
+    let token = auth::request_token(request.headers(), request.uri().query());
+    let grant = context.auth.admit(token, &target.room, target.debug).map_err(|refusal| Refused {
+        status: refusal.status(),
+        why: refusal.to_string(),
+        limit: None,
+    })?;
     context.admission.check_connect_rate(quic.remote_address().ip()).map_err(limited)?;
     let outbox = Arc::new(Outbox::new(context.outbox_bytes));
-    context.rooms.connect(&target.room, outbox, target.debug).map_err(limited)
+    let connection = context.rooms.connect(&target.room, outbox, target.debug).map_err(limited)?;
+    Ok((connection, Access::new(context.auth.clone(), target.room.clone(), grant)))
 }
 
 /// Answers a request with `status` and ends its stream.
@@ -227,12 +237,13 @@ async fn wait_for_webtransport_settings(h3: &mut H3Connection) -> Result<(), Set
 
 /// Attaches the session to its room and runs it until it ends.
 async fn serve(established: Established, context: &SessionContext) {
-    let Established { session, h3, quic, target, connection } = established;
+    let Established { session, h3, quic, target, connection, access } = established;
     let outbox = connection.outbox().clone();
     let metrics = Arc::new(context.metrics.connection(Transport::Webtransport));
     connection.set_transport(Transport::Webtransport);
     let inbound = Arc::new(Inbound {
         connection: Arc::new(connection),
+        access,
         max_message_bytes: context.max_message_bytes,
         rate: MessageRate::new(&context.limits),
         metrics: metrics.clone(),
@@ -255,6 +266,7 @@ async fn serve(established: Established, context: &SessionContext) {
     // Accepting streams is not cancel-safe: one pinned future lives across iterations and is re-armed only when it
     // completes. It owns the HTTP/3 connection meanwhile and hands it back with its result.
     let mut accept = Box::pin(accept_next(h3));
+    let mut expired = Box::pin(inbound.access.expired());
     let end = loop {
         tokio::select! {
             (h3, accepted) = &mut accept => {
@@ -281,6 +293,7 @@ async fn serve(established: Established, context: &SessionContext) {
             },
             Some(end) = end_rx.recv() => break end,
             reason = &mut writer => break End::Writer(reason.ok().flatten()),
+            () = &mut expired => break End::Limit(CloseReason::TokenExpired),
         }
     };
     if let Some(reason) = closing_reason(end, &outbox, writer).await {
@@ -296,6 +309,7 @@ async fn serve(established: Established, context: &SessionContext) {
         let _ = reader.await;
     }
     // The last handle of the room connection goes here: the room forgets this session now.
+    drop(expired);
     drop(inbound);
     info!(room = %target.room, ?end, "WebTransport session ended");
 }
@@ -328,6 +342,7 @@ async fn closing_reason(end: End, outbox: &Outbox, mut writer: JoinHandle<Option
 /// What the readers of a session (control stream and datagrams) share.
 struct Inbound {
     connection: Arc<Connection>,
+    access: Access,
     max_message_bytes: usize,
     rate: MessageRate,
     metrics: Arc<ConnectionMetrics>,
@@ -350,12 +365,12 @@ impl Inbound {
         match decoded {
             Ok(ClientMessage::Goodbye) if !datagram => return Some(End::Goodbye),
             Ok(message @ ClientMessage::Push { action: Action::Relay, volatile: true, .. }) => {
-                self.connection.handle(message)
+                self.access.dispatch(&self.connection, message)
             }
             Ok(_) if datagram => {
                 self.connection.send_error("only volatile relay pushes may travel as datagrams".into())
             }
-            Ok(message) => self.connection.handle(message),
+            Ok(message) => self.access.dispatch(&self.connection, message),
             Err(error) => self.connection.send_error(error.to_string()),
         }
         None
