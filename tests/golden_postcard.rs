@@ -92,6 +92,7 @@ fn variant(message: &Message) -> &'static str {
         Message::Client(ClientMessage::Ping { nonce: Some(_) }) => "client ping nonce",
         Message::Client(ClientMessage::Ping { nonce: None }) => "client ping",
         Message::Client(ClientMessage::Goodbye) => "client goodbye",
+        Message::Client(ClientMessage::Auth { .. }) => "client auth",
         Message::Server(ServerMessage::Push { volatile: true, .. }) => "server push volatile",
         Message::Server(ServerMessage::Push { .. }) => "server push",
         Message::Server(ServerMessage::Init { data, .. }) if data.len() >= 2 => "server init entries",
@@ -103,7 +104,7 @@ fn variant(message: &Message) -> &'static str {
     }
 }
 
-const EVERY_VARIANT: [&str; 19] = [
+const EVERY_VARIANT: [&str; 20] = [
     "client push volatile",
     "client push relay",
     "client push append",
@@ -115,6 +116,7 @@ const EVERY_VARIANT: [&str; 19] = [
     "client ping nonce",
     "client ping",
     "client goodbye",
+    "client auth",
     "server push volatile",
     "server push",
     "server init entries",
