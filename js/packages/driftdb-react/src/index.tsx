@@ -59,20 +59,30 @@ export function DriftDBProvider(props: {
   /** `auto` (default: WebTransport when available, WebSocket fallback), `webtransport` or `websocket`. */
   transport?: TransportOption
   /** Further connection options (e.g. a `WebSocket` implementation outside browsers, timings). */
-  connectOptions?: Omit<ConnectOptions, 'url' | 'room' | 'cbor' | 'transport'>
+  connectOptions?: Omit<ConnectOptions, 'url' | 'room' | 'cbor' | 'transport' | 'token' | 'getToken'>
+  /** A room token, when the server checks tokens. */
+  token?: string
+  /** Fetches a room token (e.g. from the app's backend); called again before expiry and on reconnect. */
+  getToken?: (room: string) => Promise<string>
 }): React.ReactElement {
   const dbRef = useRef<DbConnection | null>(null)
   if (dbRef.current === null) dbRef.current = new DbConnection()
   const [room, setRoom] = useState<RoomResult | null>(null)
   const optionsRef = useRef(props.connectOptions)
   optionsRef.current = props.connectOptions
+  // Read at connect time: a new function identity (an inline arrow) must not reconnect.
+  const tokenRef = useRef({ token: props.token, getToken: props.getToken })
+  tokenRef.current = { token: props.token, getToken: props.getToken }
 
   useEffect(() => {
     const db = dbRef.current!
     let cancelled = false
     const api = new Api(props.api)
     const roomId = props.room ?? getRoomId()
-    const lookup = roomId ? api.getRoom(roomId) : api.newRoom()
+    const { token, getToken } = tokenRef.current
+    const lookup = roomId
+      ? (getToken ? getToken(roomId) : Promise.resolve(token)).then((t) => api.getRoom(roomId, t))
+      : api.newRoom()
     lookup.then(
       (result) => {
         if (cancelled) return
@@ -80,6 +90,8 @@ export function DriftDBProvider(props: {
         setRoom(result)
         void db.connect({
           ...optionsRef.current,
+          token: tokenRef.current.token,
+          getToken: tokenRef.current.getToken,
           room: result,
           cbor: props.useBinary ?? false,
           transport: props.transport ?? 'auto',

@@ -35,13 +35,26 @@ export class Api {
     return (await response.json()) as RoomResult
   }
 
-  /** Ask the DriftDB server to create a new room and return its information. */
-  async newRoom(): Promise<RoomResult> {
-    return this.json(await fetch(`${this.apiUrl}new`, { method: 'POST' }))
+  /**
+   * Ask the DriftDB server to create a new room and return its information.
+   *
+   * @param adminToken The server's admin token, when it runs with `--admin-token-file` (keep it on a backend).
+   */
+  async newRoom(adminToken?: string): Promise<RoomResult> {
+    return this.json(await fetch(`${this.apiUrl}new`, { method: 'POST', headers: bearer(adminToken) }))
   }
 
-  /** Get information about an existing room. */
-  async getRoom(roomId: string): Promise<RoomResult> {
-    return this.json(await fetch(`${this.apiUrl}room/${encodeURIComponent(roomId)}`))
+  /**
+   * Get information about an existing room.
+   *
+   * @param token A room token (or the admin token), when the server checks tokens.
+   */
+  async getRoom(roomId: string, token?: string): Promise<RoomResult> {
+    return this.json(await fetch(`${this.apiUrl}room/${encodeURIComponent(roomId)}`, { headers: bearer(token) }))
   }
+}
+
+/** An `Authorization: Bearer` header, or none. */
+export function bearer(token: string | undefined | null): Record<string, string> {
+  return token ? { Authorization: `Bearer ${token}` } : {}
 }

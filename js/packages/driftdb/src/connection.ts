@@ -18,7 +18,7 @@ import type {
   TransportKind,
   TransportOption,
 } from './types.js'
-import type { RoomResult } from './api.js'
+import { bearer, type RoomResult } from './api.js'
 
 /** Options of `DbConnection.connect`. */
 export interface ConnectOptions {
@@ -50,6 +50,15 @@ export interface ConnectOptions {
   deadAfterMs?: number
   /** Most messages kept while offline; the oldest are dropped beyond it (default 1 000). */
   maxQueue?: number
+  /** A room token, when the server checks tokens (`--auth-key-file`). Sent as `?token=` on the connect URLs. */
+  token?: string
+  /**
+   * Fetches a room token (typically from the app's backend). Called before each connection attempt and again
+   * before the current token's `exp`, whose successor is sent in-band so the connection stays open.
+   */
+  getToken?: (room: string) => Promise<string>
+  /** How long before `exp` `getToken` is called for a fresh token (default 30 000 ms, at most half the TTL). */
+  tokenRefreshMarginMs?: number
 }
 
 /** Per-subscription callbacks beyond the reference API. */
@@ -95,6 +104,7 @@ const DEFAULTS = {
   pingIntervalMs: 5_000,
   deadAfterMs: 12_000,
   maxQueue: 1_000,
+  tokenRefreshMarginMs: 30_000,
 }
 
 /** Builds the WebSocket URL: `?cbor=true` set once (never appended again on reconnect). */
@@ -150,6 +160,9 @@ export class DbConnection {
   private lastGetId = 0
   /** A ping sent after an `error`: its pong settles every `get` sent before it (see onError). */
   private refusalCheck: { nonce: number; lastGetId: number } | null = null
+  /** The token the current connection was opened with (or refreshed to). */
+  private token: string | null = null
+  private tokenRefresh: ReturnType<typeof setTimeout> | null = null
 
   /**
    * Connect to a DriftDB room, or reconnect with new settings (subscriptions are kept).
@@ -204,6 +217,7 @@ export class DbConnection {
     // On retries, fetch the room again: a restarted server has a new certificate (and hash) for WebTransport.
     const refresh = this.tries++ > 0 ? this.refreshRoom() : Promise.resolve()
     refresh
+      .then(() => this.fetchToken())
       .then(() => {
         if (session !== this.session || this.closed) throw new Error('superseded')
         return this.openTransport()
@@ -223,6 +237,48 @@ export class DbConnection {
       )
   }
 
+  /** The room id, from the room result or the socket URL (`…/room/ID/connect`). */
+  private roomId(): string {
+    const fromUrl = /\/room\/([^/?#]+)\/connect/.exec(this.options.url ?? '')?.[1]
+    return this.options.room?.room ?? decodeURIComponent(fromUrl ?? '')
+  }
+
+  /** Takes the `token` option, or a fresh one from `getToken`. */
+  private async fetchToken(): Promise<void> {
+    const { getToken, token } = this.options
+    this.token = getToken ? await getToken(this.roomId()) : (token ?? null)
+  }
+
+  /** Before the token's `exp`, fetches the next one and sends it on `t` in an `auth` message. */
+  private scheduleTokenRefresh(t: Transport) {
+    this.stopTokenRefresh()
+    const { getToken, tokenRefreshMarginMs } = this.options
+    const exp = this.token ? tokenExpiry(this.token) : null
+    if (!getToken || exp === null) return
+    const lifetime = exp - Date.now()
+    const delay = Math.max(0, lifetime - Math.min(tokenRefreshMarginMs, lifetime / 2))
+    this.tokenRefresh = setTimeout(() => {
+      this.tokenRefresh = null
+      getToken(this.roomId()).then(
+        (fresh) => {
+          if (this.connection !== t) return
+          this.token = fresh
+          this.rawSend({ type: 'auth', token: fresh })
+          this.scheduleTokenRefresh(t)
+        },
+        // Without a fresh token the server closes at `exp` (4008); the reconnect asks getToken again.
+        (error: unknown) => console.warn('driftdb: getToken failed', error),
+      )
+    }, delay)
+    const handle = this.tokenRefresh as { unref?: () => void }
+    handle.unref?.()
+  }
+
+  private stopTokenRefresh() {
+    if (this.tokenRefresh !== null) clearTimeout(this.tokenRefresh)
+    this.tokenRefresh = null
+  }
+
   /** Re-reads the room (`GET /room/ID`) for fresh WebTransport details, when they came from a room result. */
   private async refreshRoom(): Promise<void> {
     const o = this.options
@@ -235,7 +291,7 @@ export class DbConnection {
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), 2_000)
     try {
-      const response = await fetch(url, { signal: controller.signal })
+      const response = await fetch(url, { signal: controller.signal, headers: bearer(this.token) })
       if (!response.ok) return
       const fresh = (await response.json()) as RoomResult
       if (fresh.room !== room.room) return
@@ -309,10 +365,10 @@ export class DbConnection {
         if (wsStarted || settled || WS === undefined) return
         wsStarted = true
         if (headStart !== null) clearTimeout(headStart)
-        track(openWebSocket(this.dbUrl!, this.cbor, WS, o.connectTimeoutMs))
+        track(openWebSocket(withToken(this.dbUrl!, this.token), this.cbor, WS, o.connectTimeoutMs))
       }
       if (wantWt && WT !== undefined && wtUrl) {
-        track(openWebTransport(wtUrl, o.certificateHashes, WT, o.connectTimeoutMs))
+        track(openWebTransport(withToken(wtUrl, this.token), o.certificateHashes, WT, o.connectTimeoutMs))
         if (wantWs) headStart = setTimeout(startWs, o.headStartMs)
       } else {
         startWs()
@@ -335,6 +391,7 @@ export class DbConnection {
       // A ping in flight on the lost connection will not be answered: let the next test start afresh.
       this.activeLatencyTest = null
       this.stopKeepalive()
+      this.stopTokenRefresh()
       this.setStatus(false)
       if (!this.closed && session === this.session) this.scheduleReconnect(session)
     }
@@ -350,6 +407,7 @@ export class DbConnection {
     this.queue = []
     for (const m of queued) this.send(m)
     this.startKeepalive(t)
+    this.scheduleTokenRefresh(t)
     const waiters = this.waiters
     this.waiters = []
     for (const w of waiters) w()
@@ -386,6 +444,7 @@ export class DbConnection {
     for (const op of this.opening) op.cancel()
     this.opening = []
     this.stopKeepalive()
+    this.stopTokenRefresh()
     const t = this.connection
     this.connection = null
     if (t) {
@@ -663,6 +722,31 @@ export function roomInfoUrl(socket: string): string | null {
     u.pathname = u.pathname.replace(/\/connect$/, '')
     u.search = ''
     return u.toString()
+  } catch {
+    return null
+  }
+}
+
+/** `url` with `?token=` set (tokens are base64url and dots: nothing to escape). */
+export function withToken(url: string, token: string | null): string {
+  if (!token) return url
+  try {
+    const u = new URL(url)
+    u.searchParams.set('token', token)
+    return u.toString()
+  } catch {
+    return `${url}${url.includes('?') ? '&' : '?'}token=${token}`
+  }
+}
+
+/** A JWT's `exp` in milliseconds since the epoch, or null if it has none or is not a JWT. The client does not
+ * verify the token (the server does); it only reads when to ask for the next one. */
+export function tokenExpiry(token: string): number | null {
+  try {
+    const payload = token.split('.')[1] ?? ''
+    const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/')) as string
+    const exp = (JSON.parse(json) as { exp?: unknown }).exp
+    return typeof exp === 'number' ? exp * 1000 : null
   } catch {
     return null
   }

@@ -1,3 +1,4 @@
+import { bearer } from './api.js'
 import { withExtensions } from './extensions.js'
 import type { MessageFromDb, MessageToDb } from './types.js'
 
@@ -5,13 +6,20 @@ import type { MessageFromDb, MessageToDb } from './types.js'
  * A connection to a DriftDB room over HTTP (one request per message), for environments without WebSockets.
  */
 export class HttpConnection {
-  constructor(private httpUrl: string) {}
+  /**
+   * @param httpUrl The room's `http_url`.
+   * @param token A room token, when the server checks tokens (sent as `Authorization: Bearer`).
+   */
+  constructor(
+    private httpUrl: string,
+    private token?: string,
+  ) {}
 
   /** Sends one message; resolves to the server's direct reply (`null` for most pushes). */
   async send(message: MessageToDb): Promise<MessageFromDb> {
     const response = await fetch(withExtensions(this.httpUrl), {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...bearer(this.token) },
       body: JSON.stringify(message),
     })
     if (!response.ok) {

@@ -110,7 +110,7 @@ export interface ValueCodec {
 }
 
 // Variant indexes: the order of `WireClient`, `WireAction` and `WireServer` in src/protocol/postcard.rs.
-const CLIENT = { push: 0, get: 1, unsubscribe: 2, ping: 3, goodbye: 4 } as const
+const CLIENT = { push: 0, get: 1, unsubscribe: 2, ping: 3, goodbye: 4, auth: 5 } as const
 const ACTION = { relay: 0, append: 1, replace: 2, compact: 3 } as const
 const SERVER = ['push', 'init', 'stream_size', 'pong', 'error'] as const
 
@@ -169,6 +169,9 @@ export function encodeClient(message: MessageToDb, values: ValueCodec): Uint8Arr
     case 'goodbye':
       w.varint(CLIENT.goodbye)
       break
+    case 'auth':
+      w.varint(CLIENT.auth).string(message.token)
+      break
     default:
       throw new PostcardError(`unknown message type ${(message as { type: string }).type}`)
   }
@@ -202,6 +205,9 @@ export function decodeClient(bytes: Uint8Array, values: ValueCodec): MessageToDb
     }
     case CLIENT.goodbye:
       message = { type: 'goodbye' }
+      break
+    case CLIENT.auth:
+      message = { type: 'auth', token: r.string() }
       break
     default:
       throw new PostcardError(`unknown client message variant ${variant}`)

@@ -73,6 +73,11 @@ export type MessageToDb =
   | {
       type: 'goodbye'
     }
+  | {
+      /** A fresh token for the connection, sent before the current one expires. */
+      type: 'auth'
+      token: string
+    }
 
 /** The transport a connection uses. */
 export type TransportKind = 'webtransport' | 'websocket'
