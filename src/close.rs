@@ -3,7 +3,8 @@
 //!
 //! Codes 4000–4999 are the application range of RFC 6455. A client that sees one of the `4xxx` codes except
 //! [`CloseReason::RoomFull`], [`CloseReason::ServerFull`] and [`CloseReason::TooManyRooms`] may reconnect at once
-//! and resume from its last seq; for those three it should back off.
+//! and resume from its last seq (after [`CloseReason::TokenExpired`], with a fresh token); for those three it should
+//! back off.
 
 /// A reason for the server to close a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
