@@ -119,6 +119,56 @@ async fn websocket_refusals_have_their_status_before_the_upgrade() {
 }
 
 #[tokio::test]
+async fn audience_and_not_before_are_checked() {
+    let keys = KeyDir::new();
+    let (key, public) = keys.key("ed1", KeyAlgorithm::EdDsa);
+    let server = TestServer::start_with(|config| {
+        config.auth.auth_key_files = vec![public];
+        config.auth.auth_audience = Some("my-app".into());
+    })
+    .await;
+    let claims = |aud: Option<&str>, nbf: Option<u64>| Claims {
+        exp: auth::now_secs() + 60,
+        nbf,
+        room: RoomPattern::parse("r"),
+        can: vec![Read],
+        sub: None,
+        aud: aud.map(str::to_owned),
+    };
+    let path = |claims: &Claims| format!("/room/r/connect?token={}", auth::issue(&key, claims));
+    assert_eq!(server.connect_refused(&path(&claims(None, None))).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.connect_refused(&path(&claims(Some("other"), None))).await, StatusCode::UNAUTHORIZED);
+    let later = Some(auth::now_secs() + 600);
+    assert_eq!(server.connect_refused(&path(&claims(Some("my-app"), later))).await, StatusCode::UNAUTHORIZED);
+    let ok = auth::issue(&key, &claims(Some("my-app"), Some(auth::now_secs())));
+    ws(&server, "r", &ok).await.assert_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn bad_key_files_stop_the_server_with_a_clear_error() {
+    let keys = KeyDir::new();
+    let (_, public) = keys.key("ed1", KeyAlgorithm::EdDsa);
+    let private = keys.0.join("ed1.jwk");
+    let short_secret = keys.file("short.jwk", r#"{"kty":"oct","kid":"s","k":"c2hvcnQ"}"#);
+    let cases = [
+        (vec![private], "holds a private key"),
+        (vec![short_secret], "at least 32 bytes"),
+        (vec![public.clone(), public], "two key files use the key id `ed1`"),
+        (vec![keys.0.join("missing.jwk")], "cannot read key file"),
+    ];
+    for (files, expected) in cases {
+        let mut config = ServerConfig::default();
+        config.port = 0;
+        config.no_webtransport = true;
+        config.auth.auth_key_files = files;
+        let Err(error) = driftdb::server::RunningServer::start(config).await else {
+            panic!("started with bad key files ({expected})");
+        };
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+}
+
+#[tokio::test]
 async fn read_only_and_write_only_tokens_on_the_websocket() {
     let keys = KeyDir::new();
     let (key, public) = keys.key("ed1", KeyAlgorithm::EdDsa);

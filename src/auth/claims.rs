@@ -67,7 +67,7 @@ impl Capability {
         }
     }
 
-    fn bit(self) -> u8 {
+    const fn bit(self) -> u8 {
         1 << self as u8
     }
 }
@@ -84,7 +84,13 @@ pub struct Capabilities(u8);
 
 impl Capabilities {
     /// Everything: what every connection has when auth is off.
-    pub const ALL: Capabilities = Capabilities(0b1_1111);
+    pub const ALL: Capabilities = Capabilities(
+        Capability::Read.bit()
+            | Capability::Write.bit()
+            | Capability::Relay.bit()
+            | Capability::Volatile.bit()
+            | Capability::Debug.bit(),
+    );
 
     pub fn contains(self, capability: Capability) -> bool {
         self.0 & capability.bit() != 0
