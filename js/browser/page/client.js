@@ -150,6 +150,11 @@
     return new Uint8Array(out)
   }
   const goodbye = () => new Uint8Array([4])
+  function auth(token) {
+    const out = [5]
+    str(out, token)
+    return new Uint8Array(out)
+  }
 
   function decodeServer(buf) {
     const r = new Reader(buf)
@@ -275,5 +280,5 @@
     return client
   }
 
-  window.drift = { connect, push, get, ping, goodbye, cbor }
+  window.drift = { connect, push, get, ping, goodbye, auth, cbor }
 })()

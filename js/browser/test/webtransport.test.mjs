@@ -126,6 +126,8 @@ test("the page's hand-written encoder matches the golden vectors", async () => {
             return drift.ping(m.nonce ?? null)
           case 'goodbye':
             return drift.goodbye()
+          case 'auth':
+            return drift.auth(m.token)
           default:
             return new Uint8Array()
         }
