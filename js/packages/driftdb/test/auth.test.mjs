@@ -5,14 +5,14 @@
 // The Chromium test's page.evaluate / waitForFunction callbacks run in the page.
 /* global window, document */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 import { launchChromium } from '../../../test-support/chromium.mjs'
+import { startSite } from '../../../test-support/site.mjs'
 import { Api, DbConnection, FAST, HttpConnection, startServer, waitFor } from './helpers.mjs'
 
 /** Polls `check` until it is truthy. */
@@ -128,54 +128,18 @@ test('HttpConnection sends its token as a bearer header', async () => {
   assert.deepEqual(init.data, [{ value: 1, seq: 1 }])
 })
 
-// The browser page: a counter, a button that increments it, and the last error the server sent.
-const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
-const CBOR_X = fileURLToPath(new URL('../../../node_modules/cbor-x/', import.meta.url))
-const HTML = `<!doctype html><meta charset="utf-8"><title>counter</title>
-<script type="importmap">{"imports": {"driftdb": "/driftdb/index.js", "cbor-x": "/cbor-x/index.js"}}</script>
-<p>Count: <span id="count">0</span></p><button id="inc">+1</button><p id="error"></p>
-<script type="module">
-  import { Api, DbConnection } from 'driftdb'
-  window.start = async (api, roomId, token) => {
-    const room = await new Api(api).getRoom(roomId, token)
-    const db = new DbConnection()
-    let count = 0
-    db.messageListener.addListener((m) => {
-      if (m.type === 'error') document.getElementById('error').textContent = m.message
-    })
-    db.subscribe('counter', (e) => {
-      count = e.value
-      document.getElementById('count').textContent = String(count)
-    })
-    document.getElementById('inc').onclick = () =>
-      db.send({ type: 'push', key: 'counter', value: count + 1, action: { type: 'replace' } })
-    await db.connect({ room, token })
-    return db.transport
-  }
-</script>`
-
-async function serveFile(response, root, rel) {
-  const body = await readFile(join(root, rel)).catch(() => null)
-  if (body === null) return response.writeHead(404).end()
-  response.writeHead(200, { 'content-type': 'text/javascript' }).end(body)
-}
+const COUNTER_PAGE = fileURLToPath(new URL('./browser/counter.js', import.meta.url))
 
 test('Chromium: a read-only page watches the writer page count; its own clicks are refused, the error shown', async () => {
-  const site = createServer((request, response) => {
-    const path = new URL(request.url, 'http://x').pathname
-    if (path === '/') return response.writeHead(200, { 'content-type': 'text/html' }).end(HTML)
-    if (path.startsWith('/driftdb/')) return serveFile(response, DIST, path.slice(9))
-    if (path.startsWith('/cbor-x/')) return serveFile(response, CBOR_X, path.slice(8))
-    response.writeHead(404).end()
-  })
-  await new Promise((r) => site.listen(0, '127.0.0.1', r))
+  const site = await startSite({ script: COUNTER_PAGE })
   const chrome = await launchChromium()
   try {
     const { room } = await new Api(server.url).newRoom('the-admin-token')
     const page = async (can) => {
       const p = await chrome.context.newPage()
       p.setDefaultTimeout(10_000)
-      await p.goto(`http://127.0.0.1:${site.address().port}/`)
+      await p.goto(site.url)
+      await p.waitForFunction(() => typeof window.start === 'function')
       const transport = await p.evaluate(
         ([api, id, token]) => window.start(api, id, token),
         [server.url, room, await issue(room, can)],
@@ -195,6 +159,6 @@ test('Chromium: a read-only page watches the writer page count; its own clicks a
     assert.equal(await writer.textContent('#error'), '')
   } finally {
     await chrome.close()
-    await new Promise((r) => site.close(r))
+    await site.close()
   }
 })
