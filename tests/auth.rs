@@ -157,10 +157,8 @@ async fn bad_key_files_stop_the_server_with_a_clear_error() {
         (vec![keys.0.join("missing.jwk")], "cannot read key file"),
     ];
     for (files, expected) in cases {
-        let mut config = ServerConfig::default();
-        config.port = 0;
-        config.no_webtransport = true;
-        config.auth.auth_key_files = files;
+        let auth = driftdb::config::AuthConfig { auth_key_files: files, ..Default::default() };
+        let config = ServerConfig { port: 0, no_webtransport: true, auth, ..Default::default() };
         let Err(error) = driftdb::server::RunningServer::start(config).await else {
             panic!("started with bad key files ({expected})");
         };
