@@ -116,6 +116,9 @@ async fn websocket_refusals_have_their_status_before_the_upgrade() {
     let debug = token(&key, "r1", &[Read, Debug], 60);
     let mut client = server.connect_with("r1", &format!("?debug=true&token={debug}"), Encoding::Json).await;
     client.assert_nothing_pending().await;
+    // A debug connection keeps needing `debug` when it refreshes its token.
+    let refresh = json!({"type": "auth", "token": token(&key, "r1", &[Read], 60)});
+    assert_eq!(refused_in_band(&mut client, &refresh).await, "the token lacks the `debug` capability");
 }
 
 #[tokio::test]

@@ -15,14 +15,16 @@ use crate::protocol::ClientMessage;
 pub struct Access {
     auth: Arc<Auth>,
     room: RoomId,
+    /// Opened with `?debug=true`: a refreshed token must allow `debug` too, as the first one did.
+    debug: bool,
     grant: Mutex<Grant>,
     /// Wakes [`Access::expired`] when a refresh moves the deadline.
     refreshed: Notify,
 }
 
 impl Access {
-    pub fn new(auth: Arc<Auth>, room: RoomId, grant: Grant) -> Self {
-        Access { auth, room, grant: Mutex::new(grant), refreshed: Notify::new() }
+    pub fn new(auth: Arc<Auth>, room: RoomId, debug: bool, grant: Grant) -> Self {
+        Access { auth, room, debug, grant: Mutex::new(grant), refreshed: Notify::new() }
     }
 
     /// Applies one client message: an `auth` refreshes the grant, anything else goes to the engine if the grant
@@ -48,9 +50,10 @@ impl Access {
         }
     }
 
-    /// Replaces the grant with a fresh token's, which must be for this connection's room.
+    /// Replaces the grant with a fresh token's, which must be for this connection's room (and allow `debug` on a
+    /// debug connection).
     pub fn refresh(&self, token: &str) -> Result<(), Refusal> {
-        let grant = self.auth.admit(Some(token), &self.room, false)?;
+        let grant = self.auth.admit(Some(token), &self.room, self.debug)?;
         *self.lock() = grant;
         self.refreshed.notify_waiters();
         Ok(())

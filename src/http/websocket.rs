@@ -87,7 +87,7 @@ pub async fn connect(
     Ok(upgrade.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| {
         let outbox = Arc::new(Outbox::new(state.config.outbox_bytes));
         let connection = admitted.and_then(|()| state.rooms.connect(&id, outbox, flags.debug));
-        let access = Access::new(state.auth.clone(), id, grant);
+        let access = Access::new(state.auth.clone(), id, flags.debug, grant);
         let format = (if flags.cbor { WireFormat::Cbor } else { WireFormat::Json }, Dialect::from_ext_flag(flags.ext));
         let tracker = state.connections.clone();
         let task = async move {

@@ -203,7 +203,7 @@ fn admit(
     context.admission.check_connect_rate(quic.remote_address().ip()).map_err(limited)?;
     let outbox = Arc::new(Outbox::new(context.outbox_bytes));
     let connection = context.rooms.connect(&target.room, outbox, target.debug).map_err(limited)?;
-    Ok((connection, Access::new(context.auth.clone(), target.room.clone(), grant)))
+    Ok((connection, Access::new(context.auth.clone(), target.room.clone(), target.debug, grant)))
 }
 
 /// Answers a request with `status` and ends its stream.
