@@ -323,6 +323,36 @@ async fn the_admin_token_guards_room_creation() {
 }
 
 #[tokio::test]
+async fn the_room_inspector_needs_the_debug_capability() {
+    let keys = KeyDir::new();
+    let (key, public) = keys.key("ed1", KeyAlgorithm::EdDsa);
+    let server = server_with_keys(&[&public]).await;
+    let writer = token(&key, "r", &[Write], 60);
+    json_body(
+        server
+            .fetch(
+                server
+                    .request(Method::POST, "/room/r/send")
+                    .bearer_auth(&writer)
+                    .body(msg::append("k", json!(1)).to_string()),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let inspect = |bearer: Option<String>| {
+        let request = server.request(Method::GET, "/room/r/inspect");
+        server.fetch(match bearer {
+            Some(bearer) => request.bearer_auth(bearer),
+            None => request,
+        })
+    };
+    assert_eq!(inspect(None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(inspect(Some(token(&key, "r", &[Read], 60))).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(inspect(Some(token(&key, "r", &[Debug], 60))).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn auth_off_needs_no_token_and_the_admin_token_alone_guards_new() {
     let keys = KeyDir::new();
     let admin = keys.file("admin", "only-admin");
