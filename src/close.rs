@@ -26,11 +26,13 @@ pub enum CloseReason {
     ConnectRateLimited,
     /// Nothing was received from the client, not even a pong, within the idle timeout (4007).
     IdleTimeout,
+    /// The room is stored but its store cannot be read now (1013, "try again later").
+    StorageUnavailable,
 }
 
 impl CloseReason {
     /// Every reason, for documentation and metrics.
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 10] = [
         CloseReason::GoingAway,
         CloseReason::MessageTooBig,
         CloseReason::SlowConsumer,
@@ -40,6 +42,7 @@ impl CloseReason {
         CloseReason::TooManyRooms,
         CloseReason::ConnectRateLimited,
         CloseReason::IdleTimeout,
+        CloseReason::StorageUnavailable,
     ];
 
     /// The close code sent on the wire.
@@ -54,6 +57,7 @@ impl CloseReason {
             CloseReason::TooManyRooms => 4005,
             CloseReason::ConnectRateLimited => 4006,
             CloseReason::IdleTimeout => 4007,
+            CloseReason::StorageUnavailable => 1013,
         }
     }
 
@@ -69,6 +73,7 @@ impl CloseReason {
             CloseReason::TooManyRooms => "too many rooms on this server",
             CloseReason::ConnectRateLimited => "too many new connections from this address",
             CloseReason::IdleTimeout => "idle timeout: nothing received from the client",
+            CloseReason::StorageUnavailable => "storage unavailable: the room cannot be read now; try again later",
         }
     }
 
@@ -84,6 +89,7 @@ impl CloseReason {
             CloseReason::TooManyRooms => "too_many_rooms",
             CloseReason::ConnectRateLimited => "connect_rate_limited",
             CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::StorageUnavailable => "storage_unavailable",
         }
     }
 }

@@ -392,7 +392,7 @@ fn connection_limits_per_room_and_per_server() {
 fn room_limit_refuses_new_rooms_only() {
     let rooms = limited(|l| l.max_rooms = 1);
     let room = rooms.create().unwrap();
-    assert_eq!(rooms.create().err(), Some(TooManyRooms { max: 1 }));
+    assert_eq!(rooms.create().err(), Some(OpenRoomError::TooManyRooms(TooManyRooms { max: 1 })));
     assert!(rooms.get_or_create(room.id()).is_ok());
     let other = RoomId::parse("other").unwrap();
     assert_eq!(rooms.connect(&other, Arc::new(Outbox::new(BIG)), false).err(), Some(CloseReason::TooManyRooms));
