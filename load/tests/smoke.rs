@@ -11,6 +11,7 @@ const TRANSPORTS: [Transport; 3] = [Transport::WsJson, Transport::WsCbor, Transp
 
 async fn start_server() -> RunningServer {
     let mut config = ServerConfig { host: Ipv4Addr::LOCALHOST.into(), port: 0, ..Default::default() };
+    config.storage = driftdb::storage::StorageKind::Memory;
     // Limits off, as in a load run: they are tested elsewhere and must not interfere here.
     config.limits.max_connects_per_ip_per_second = 0;
     config.limits.max_messages_per_second = 0;

@@ -353,3 +353,134 @@ fn checksum(parts: &[&[u8]]) -> u32 {
     }
     hasher.finalize()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::ReadableTableMetadata;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn value(n: i64) -> Value {
+        Value::from_tree(ciborium::Value::Integer(n.into()))
+    }
+
+    fn entry(n: i64, seq: u64) -> Entry {
+        Entry { value: value(n), seq }
+    }
+
+    fn room(id: &str) -> RoomId {
+        RoomId::parse(id).unwrap()
+    }
+
+    fn writes(id: &RoomId) -> Vec<Record> {
+        let (room, key) = (id.clone(), Key::from("k"));
+        vec![
+            Record::Created { room: room.clone(), epoch: "00000000000000e1".into() },
+            Record::Append { room: room.clone(), key: key.clone(), entry: entry(1, 1) },
+            Record::Append { room: room.clone(), key: key.clone(), entry: entry(2, 2) },
+            Record::Append { room: room.clone(), key: key.clone(), entry: entry(3, 4) },
+            Record::Compact { room: room.clone(), key: key.clone(), entry: entry(20, 2) },
+            Record::Replace { room: room.clone(), key: "r".into(), entry: entry(5, 5) },
+            Record::Replace { room: room.clone(), key: "r".into(), entry: entry(6, 6) },
+            Record::Seq { room, seq: 8 },
+        ]
+    }
+
+    fn expected() -> StoredRoom {
+        StoredRoom {
+            epoch: "00000000000000e1".into(),
+            seq: 8,
+            keys: vec![("k".into(), vec![entry(20, 2), entry(3, 4)]), ("r".into(), vec![entry(6, 6)])],
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_a_clean_stop_keeps_the_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = room("a");
+        let (mut store, report) = RedbBackend::open(dir.path(), DAY).unwrap();
+        assert_eq!(report, OpenReport::default());
+        store.commit(&writes(&id)).unwrap();
+        assert_eq!(store.load(&id).unwrap(), Some(expected()));
+        assert_eq!(store.load(&room("other")).unwrap(), None);
+        store.close_cleanly().unwrap();
+        drop(store);
+        let (mut store, report) = RedbBackend::open(dir.path(), DAY).unwrap();
+        assert_eq!(report, OpenReport { rooms: 1, ..OpenReport::default() });
+        assert_eq!(store.load(&id).unwrap(), Some(expected()));
+        store.commit(&[Record::Removed { room: id.clone() }]).unwrap();
+        assert_eq!(store.load(&id).unwrap(), None);
+    }
+
+    #[test]
+    fn after_a_crash_only_rooms_the_crashed_run_used_get_a_new_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (used, untouched) = (room("used"), room("untouched"));
+        let (mut store, _) = RedbBackend::open(dir.path(), DAY).unwrap();
+        store.commit(&writes(&used)).unwrap();
+        store.commit(&writes(&untouched)).unwrap();
+        store.close_cleanly().unwrap();
+        drop(store);
+        let (mut store, _) = RedbBackend::open(dir.path(), DAY).unwrap();
+        assert_eq!(store.load(&used).unwrap(), Some(expected()));
+        drop(store); // no close_cleanly: a crash
+        let (mut store, report) = RedbBackend::open(dir.path(), DAY).unwrap();
+        assert_eq!(report, OpenReport { rooms: 2, unclean: true, epochs_renewed: 1, expired: 0 });
+        let renewed = store.load(&used).unwrap().unwrap();
+        assert_ne!(renewed.epoch, expected().epoch);
+        assert_eq!(StoredRoom { epoch: expected().epoch, ..renewed }, expected(), "the data stays");
+        assert_eq!(store.load(&untouched).unwrap(), Some(expected()));
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RedbBackend::open(dir.path(), DAY).unwrap());
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert("format", FORMAT_VERSION + 1).unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        let Err(error) = RedbBackend::open(dir.path(), DAY) else { panic!("a newer format must be refused") };
+        let text = error.to_string();
+        assert!(matches!(error, BackendError::Format(_)), "{text}");
+        assert!(text.contains("storage format 2") && text.contains("reads only format 1"), "{text}");
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_reported_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = room("c");
+        let (mut store, _) = RedbBackend::open(dir.path(), DAY).unwrap();
+        store.commit(&writes(&id)).unwrap();
+        // Flip one bit of a stored value, as a bad disk would.
+        let txn = store.db().unwrap().begin_write().unwrap();
+        {
+            let mut entries = txn.open_table(ENTRIES).unwrap();
+            let mut bytes = entries.get(("c", "k", 4)).unwrap().unwrap().value().to_vec();
+            *bytes.last_mut().unwrap() ^= 1;
+            entries.insert(("c", "k", 4), bytes.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        let error = store.load(&id).unwrap_err();
+        assert!(matches!(error, BackendError::Corrupt { .. }), "{error}");
+        assert_eq!(error.to_string(), r#"corrupt record in room c: key "k" seq 4: entry fails its checksum"#);
+    }
+
+    #[test]
+    fn rooms_idle_past_the_ttl_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = RedbBackend::open(dir.path(), DAY).unwrap();
+        store.commit(&writes(&room("old"))).unwrap();
+        store.close_cleanly().unwrap();
+        drop(store);
+        // Written at least a second ago, so a zero TTL removes it.
+        std::thread::sleep(Duration::from_millis(1100));
+        let (mut store, report) = RedbBackend::open(dir.path(), Duration::ZERO).unwrap();
+        assert_eq!(report.expired, 1);
+        assert_eq!(store.load(&room("old")).unwrap(), None);
+        let txn = store.db().unwrap().begin_read().unwrap();
+        assert_eq!(txn.open_table(ENTRIES).unwrap().len().unwrap(), 0, "its entries went too");
+    }
+}

@@ -49,6 +49,8 @@ impl TestServer {
             .with_test_writer()
             .try_init();
         let mut config = ServerConfig::default();
+        // Tests never write a data directory unless they ask for one (and then in a temp dir).
+        config.storage = driftdb::storage::StorageKind::Memory;
         tweak(&mut config);
         config.host = Ipv4Addr::LOCALHOST.into();
         config.port = 0;
