@@ -10,8 +10,8 @@ use driftdb_load::{AppendArgs, FanoutArgs, IdleArgs, Options, Report, RoomsArgs,
 const TRANSPORTS: [Transport; 3] = [Transport::WsJson, Transport::WsCbor, Transport::Wt];
 
 async fn start_server() -> RunningServer {
-    let mut config = ServerConfig { host: Ipv4Addr::LOCALHOST.into(), port: 0, ..Default::default() };
-    config.storage = driftdb::storage::StorageKind::Memory;
+    let storage = driftdb::storage::StorageKind::Memory;
+    let mut config = ServerConfig { host: Ipv4Addr::LOCALHOST.into(), port: 0, storage, ..Default::default() };
     // Limits off, as in a load run: they are tested elsewhere and must not interfere here.
     config.limits.max_connects_per_ip_per_second = 0;
     config.limits.max_messages_per_second = 0;

@@ -518,8 +518,7 @@ fn a_stored_room_is_restored_with_its_epoch_seq_streams_and_limits() {
 #[test]
 fn expiry_removes_the_stored_room() {
     let journal = Arc::new(RecordingJournal::default());
-    let mut limits = Limits::default();
-    limits.room_ttl = std::time::Duration::ZERO;
+    let limits = Limits { room_ttl: std::time::Duration::ZERO, ..Limits::default() };
     let rooms = Rooms::with_journal(limits, journal.clone());
     let room = rooms.create().unwrap();
     room.handle_http(push("k", 1, Action::Append)).unwrap();
