@@ -337,3 +337,62 @@ async fn expiry_removes_stored_rooms() {
     assert_eq!(reply["data"], json!([]), "{reply}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn export_and_import_move_a_room_with_its_epoch_and_exact_values() {
+    let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start_on(from.path()).await;
+    server.send("moving", &msg::append("log", json!({ "n": 1 }))).await;
+    server.send("moving", &msg::append("log", json!("two"))).await;
+    server.send("moving", &msg::replace("state", json!([3]))).await;
+    let mut cbor = server.connect("moving", Encoding::Cbor).await;
+    // A byte string has no exact JSON form: the export's `cbor` field keeps it.
+    let bytes = ciborium::Value::Map(vec![
+        ("type".into(), "push".into()),
+        ("key".into(), "blob".into()),
+        ("value".into(), ciborium::Value::Bytes(vec![0, 1, 2])),
+        ("action".into(), ciborium::Value::Map(vec![("type".into(), "append".into())])),
+    ]);
+    cbor.send_cbor(&bytes).await;
+    cbor.round_trip().await;
+    drop(cbor);
+    let before = server.send("moving", &msg::get("log", json!(0))).await;
+    server.shutdown().await;
+
+    let driftdb = env!("CARGO_BIN_EXE_driftdb");
+    let export = Command::new(driftdb).args(["export", "moving", "--data-dir"]).arg(from.path()).output().unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let text = String::from_utf8(export.stdout).unwrap();
+    assert_eq!(text.lines().count(), 5, "a header and four entries: {text}");
+    assert!(text.lines().next().unwrap().contains(r#""room":"moving""#), "{text}");
+    let missing = Command::new(driftdb).args(["export", "nothere", "--data-dir"]).arg(from.path()).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no room nothere"));
+
+    let mut import = Command::new(driftdb)
+        .args(["import", "--data-dir"])
+        .arg(to.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut import.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let imported = import.wait_with_output().unwrap();
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+
+    let server = start_on(to.path()).await;
+    assert_eq!(server.send("moving", &msg::get("log", json!(0))).await, before, "same entries, same epoch");
+    let mut cbor = server.connect("moving", Encoding::Cbor).await;
+    cbor.send_cbor(&ciborium::Value::Map(vec![
+        ("type".into(), "get".into()),
+        ("key".into(), "blob".into()),
+        ("seq".into(), 0.into()),
+    ]))
+    .await;
+    let init = cbor.recv_cbor().await;
+    let data = init.as_map().unwrap().iter().find(|(k, _)| k.as_text() == Some("data")).unwrap().1.clone();
+    let value = data.as_array().unwrap()[0].as_map().unwrap().iter().find(|(k, _)| k.as_text() == Some("value"));
+    assert_eq!(value.unwrap().1, ciborium::Value::Bytes(vec![0, 1, 2]), "the byte string is exact");
+    drop(cbor);
+    server.shutdown().await;
+}

@@ -7,6 +7,7 @@
 //! A store is a [`Backend`]: the embedded one is [`redb_store::RedbBackend`]; a cluster backend (JetStream) can
 //! implement the same trait. See `docs/storage.md` for the layout, the durability rule and the fault behaviour.
 
+pub mod backup;
 pub mod redb_store;
 mod task;
 
