@@ -396,3 +396,34 @@ async fn export_and_import_move_a_room_with_its_epoch_and_exact_values() {
     drop(cbor);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_vanished_data_directory_refuses_stored_writes_and_relays_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_on(&data).await;
+    let mut client = server.connect("gone", Encoding::Json).await;
+    replay(&mut client, "log").await;
+    client.send(&msg::append("log", json!(1))).await;
+    client.expect_push("log").await;
+    std::fs::remove_dir_all(&data).unwrap();
+    // The write that finds the file gone may still be fanned out; the next is refused with the cause.
+    client.send(&msg::append("log", json!(2))).await;
+    client.round_trip().await;
+    let reply = within("refusal", async {
+        loop {
+            let response = server.post("/room/gone/send", msg::append("log", json!(3)).to_string()).await;
+            if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                break response.text().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(reply.contains("rooms.redb is gone"), "{reply}");
+    client.send(&msg::relay("log", json!("relayed"))).await;
+    // Writes accepted before the fault was seen arrive first.
+    within("the relay", async { while client.recv().await["value"] != json!("relayed") {} }).await;
+    drop(client);
+    server.shutdown().await;
+}

@@ -91,6 +91,16 @@ impl RedbBackend {
         Ok((backend, report))
     }
 
+    fn check_file(&self) -> Result<(), BackendError> {
+        match std::fs::metadata(&self.path) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(BackendError::Io(format!(
+                "the data file {} is gone ({error}); restore it or restart the server",
+                self.path.display()
+            ))),
+        }
+    }
+
     fn db(&self) -> Result<&Database, BackendError> {
         self.db.as_ref().ok_or_else(|| BackendError::Io(format!("{} is not open", self.path.display())))
     }
@@ -159,6 +169,8 @@ impl RedbBackend {
 
 impl Backend for RedbBackend {
     fn commit(&mut self, records: &[Record]) -> Result<(), BackendError> {
+        // An unlinked file stays writable on Unix: without this check writes would go to a file that is gone.
+        self.check_file()?;
         let txn = self.db()?.begin_write().map_err(io)?;
         {
             let mut rooms = txn.open_table(ROOMS).map_err(io)?;
@@ -208,6 +220,8 @@ impl Backend for RedbBackend {
     fn recover(&mut self) -> Result<(), BackendError> {
         // redb refuses further use after an I/O error; a fresh handle repairs the file if it must.
         warn!(path = %self.path.display(), "reopening the store after a failure");
+        // Never recreate a vanished file: an empty store would silently drop every room not in memory.
+        self.check_file()?;
         // Two handles on one file are refused: the old one goes first.
         self.db = None;
         match Database::create(&self.path) {
