@@ -74,18 +74,20 @@ pub fn export_room(dir: &Path, room: &RoomId, out: &mut impl Write) -> Result<()
 pub fn import(dir: &Path, input: impl BufRead) -> Result<Vec<RoomId>, BackupError> {
     let rooms = parse(input)?;
     let mut store = open(dir)?;
+    // One transaction for the whole file: one fsync, and an import that fails midway stores nothing.
+    let mut records = Vec::new();
     let mut imported = Vec::new();
     for (id, room) in rooms {
-        let mut records = vec![Record::Created { room: id.clone(), epoch: room.epoch.clone() }];
+        records.push(Record::Created { room: id.clone(), epoch: room.epoch.clone() });
         for (key, stream) in room.keys {
             for entry in stream {
                 records.push(Record::Append { room: id.clone(), key: key.clone(), entry });
             }
         }
         records.push(Record::Seq { room: id.clone(), seq: room.seq });
-        store.commit(&records)?;
         imported.push(id);
     }
+    store.commit(&records)?;
     store.close_cleanly()?;
     Ok(imported)
 }
