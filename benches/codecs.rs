@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ciborium::value::Value as Cbor;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use driftdb::protocol::{Action, ClientMessage, Entry, ServerMessage, Value, postcard, tree};
+use driftdb::protocol::{Action, ClientMessage, Dialect, Entry, ServerMessage, Value, postcard, tree};
 
 fn cursor_tree(n: u64) -> Cbor {
     Cbor::Map(vec![
@@ -85,8 +85,12 @@ fn encode(c: &mut Criterion) {
             n += 1;
             make(n)
         };
-        group.bench_function("json", |b| b.iter_batched(&mut fresh, |m| tree::encode_json(&m), BatchSize::SmallInput));
-        group.bench_function("cbor", |b| b.iter_batched(&mut fresh, |m| tree::encode_cbor(&m), BatchSize::SmallInput));
+        group.bench_function("json", |b| {
+            b.iter_batched(&mut fresh, |m| tree::encode_json(&m, Dialect::Extended), BatchSize::SmallInput)
+        });
+        group.bench_function("cbor", |b| {
+            b.iter_batched(&mut fresh, |m| tree::encode_cbor(&m, Dialect::Extended), BatchSize::SmallInput)
+        });
         group.bench_function("postcard", |b| {
             b.iter_batched(&mut fresh, |m| postcard::encode_server(&m), BatchSize::SmallInput)
         });

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ciborium::value::Value as Cbor;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use driftdb::engine::{Connection, Limits, Outbox, Rooms};
-use driftdb::protocol::{Action, ClientMessage, Outgoing, Replay, Value, WireFormat};
+use driftdb::protocol::{Action, ClientMessage, Dialect, Outgoing, Replay, Value, WireFormat};
 
 const SUBSCRIBERS: [usize; 4] = [1, 10, 100, 1000];
 
@@ -51,7 +51,7 @@ impl Fixture {
             subscriber.outbox().try_batch(&mut self.batch, usize::MAX).expect("open");
             for message in self.batch.drain(..) {
                 if let Some(format) = format {
-                    black_box(message.encoded(format));
+                    black_box(message.encoded(format, Dialect::Extended));
                 }
             }
         }

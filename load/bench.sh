@@ -19,7 +19,7 @@ run() { # transport, then driftdb-load arguments after the scenario name
   shift
   rm -rf "$out/data"
   "$server" serve --port "$port" --storage "$storage" --data-dir "$out/data" \
-    --max-connects-per-ip-per-second 0 --max-messages-per-second 0 \
+    --max-connects-per-ip-per-second 0 --max-messages-per-second 0 --max-new-rooms-per-ip-per-second 0 \
     --max-connections-per-room 5000 --max-connections 50000 --idle-timeout-ms 600000 >"$out/server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

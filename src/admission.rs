@@ -18,11 +18,18 @@ pub enum OriginRefused {
     Missing,
 }
 
-/// Checks new connections against the origin allow-list and the per-IP connect rate.
+/// `POST /new` from one address came faster than its room-creation rate.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("too many new rooms from this address; retry in a moment")]
+pub struct RoomCreationLimited;
+
+/// Checks new connections against the origin allow-list and the per-IP connect rate, and room creation against the
+/// per-IP room rate.
 pub struct Admission {
     origins: Vec<OriginPattern>,
     require_origin: bool,
     connects: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    new_rooms: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 impl Admission {
@@ -31,6 +38,7 @@ impl Admission {
             origins: config.allowed_origins.iter().map(|p| OriginPattern::parse(p)).collect(),
             require_origin: config.require_origin,
             connects: quota(config.max_connects_per_ip_per_second, config.connect_burst).map(RateLimiter::keyed),
+            new_rooms: quota(config.max_new_rooms_per_ip_per_second, config.new_room_burst).map(RateLimiter::keyed),
         }
     }
 
@@ -53,9 +61,18 @@ impl Admission {
         }
     }
 
-    /// Forgets addresses whose buckets are full again, so the table does not grow without bound.
+    /// Counts a room created on behalf of `ip` against its room-creation rate: without it one client fills the
+    /// server's room cap in seconds.
+    pub fn check_room_creation(&self, ip: IpAddr) -> Result<(), RoomCreationLimited> {
+        match &self.new_rooms {
+            Some(limiter) if limiter.check_key(&ip).is_err() => Err(RoomCreationLimited),
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets addresses whose buckets are full again, so the tables do not grow without bound.
     pub fn forget_idle_addresses(&self) {
-        if let Some(limiter) = &self.connects {
+        for limiter in [&self.connects, &self.new_rooms].into_iter().flatten() {
             limiter.retain_recent();
         }
     }
@@ -166,6 +183,20 @@ mod tests {
         assert!(a.check_connect_rate(one).is_ok());
         assert_eq!(a.check_connect_rate(one), Err(CloseReason::ConnectRateLimited));
         assert!(a.check_connect_rate(two).is_ok());
+    }
+
+    #[test]
+    fn room_creation_rate_is_per_address() {
+        let mut config = crate::config::ServerConfig::default().limits;
+        config.max_new_rooms_per_ip_per_second = 1;
+        config.new_room_burst = 2;
+        let a = Admission::new(&config);
+        let one: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(a.check_room_creation(one).is_ok());
+        assert!(a.check_room_creation(one).is_ok());
+        assert_eq!(a.check_room_creation(one), Err(RoomCreationLimited));
+        assert!(a.check_room_creation("10.0.0.2".parse().unwrap()).is_ok());
+        assert!(a.check_connect_rate(one).is_ok(), "connections have their own rate");
     }
 
     #[test]

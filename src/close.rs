@@ -12,6 +12,10 @@ pub enum CloseReason {
     GoingAway,
     /// A message larger than the configured limit (1009).
     MessageTooBig,
+    /// A text frame that is not valid UTF-8 (1007, RFC 6455 7.4.1).
+    InvalidUtf8,
+    /// A framing violation: an unmasked client frame, reserved bits, a bad opcode or continuation (1002).
+    ProtocolViolation,
     /// The reader did not keep up with its reliable traffic and its outgoing queue hit its byte bound (4001).
     SlowConsumer,
     /// More messages per second than the connection's rate limit allows (4002).
@@ -32,9 +36,11 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// Every reason, for documentation and metrics.
-    pub const ALL: [CloseReason; 10] = [
+    pub const ALL: [CloseReason; 12] = [
         CloseReason::GoingAway,
         CloseReason::MessageTooBig,
+        CloseReason::InvalidUtf8,
+        CloseReason::ProtocolViolation,
         CloseReason::SlowConsumer,
         CloseReason::RateLimited,
         CloseReason::RoomFull,
@@ -50,6 +56,8 @@ impl CloseReason {
         match self {
             CloseReason::GoingAway => 1001,
             CloseReason::MessageTooBig => 1009,
+            CloseReason::InvalidUtf8 => 1007,
+            CloseReason::ProtocolViolation => 1002,
             CloseReason::SlowConsumer => 4001,
             CloseReason::RateLimited => 4002,
             CloseReason::RoomFull => 4003,
@@ -66,6 +74,8 @@ impl CloseReason {
         match self {
             CloseReason::GoingAway => "server shutting down",
             CloseReason::MessageTooBig => "message too big",
+            CloseReason::InvalidUtf8 => "invalid UTF-8 in a text frame",
+            CloseReason::ProtocolViolation => "WebSocket protocol violation",
             CloseReason::SlowConsumer => "slow consumer: outgoing queue limit exceeded; reconnect and resume",
             CloseReason::RateLimited => "rate limited: too many messages per second",
             CloseReason::RoomFull => "room full: too many connections in this room",
@@ -82,6 +92,8 @@ impl CloseReason {
         match self {
             CloseReason::GoingAway => "going_away",
             CloseReason::MessageTooBig => "message_too_big",
+            CloseReason::InvalidUtf8 => "invalid_utf8",
+            CloseReason::ProtocolViolation => "protocol_violation",
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::RateLimited => "rate_limited",
             CloseReason::RoomFull => "room_full",

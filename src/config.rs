@@ -1,17 +1,22 @@
-//! One struct carries every listener setting and limit; `driftdb serve` fills it from the command line.
+//! One struct carries every listener setting and limit; `driftdb serve` fills it from the command line, the
+//! environment and `--config FILE` (see `config_file.rs`). The structs derive both clap and serde, so a new field is
+//! a flag and a config file key at once: give it a long flag whose name is the field's name in kebab case (or a
+//! matching `#[serde(rename)]`), and `#[serde(flatten)]` a new `#[command(flatten)]` group.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Limits;
 use crate::storage::StorageKind;
 use crate::tls::SelfSignedPolicy;
 
 /// Settings of `driftdb serve`.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct ServerConfig {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1", env = "DRIFTDB_HOST")]
@@ -41,7 +46,8 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
 
     /// Directory of static files served at `/`. Defaults to the built demos (`js/demos/dist`, looked up from the
-    /// working directory, then next to the binary's checkout) when they exist.
+    /// working directory, then next to the binary's checkout) when they exist, else the demos and the inspector
+    /// embedded in the binary at build time.
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
 
@@ -72,10 +78,12 @@ pub struct ServerConfig {
 
     /// Extra host names (or IP addresses) the self-signed certificate covers besides localhost, 127.0.0.1 and ::1.
     #[arg(long = "host-name", value_delimiter = ',')]
+    #[serde(rename = "host-name")]
     pub host_names: Vec<String>,
 
     /// How the self-signed certificate is renewed (tests shorten it).
     #[arg(skip)]
+    #[serde(skip)]
     pub self_signed: SelfSignedPolicy,
 
     /// Where rooms are kept: `embedded` stores them in `--data-dir`, so they survive a restart or a crash;
@@ -93,12 +101,14 @@ pub struct ServerConfig {
     pub storage_queue_bytes: usize,
 
     #[command(flatten)]
+    #[serde(flatten)]
     pub limits: LimitsConfig,
 }
 
 /// Limits that protect the server and the other clients from one misbehaving client. Each has its own close code
 /// or error text (see `close.rs` and the README's table); 0 turns a rate limit off.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 #[command(next_help_heading = "Limits")]
 pub struct LimitsConfig {
     /// Messages per second a connection may send on average (token bucket); beyond it the connection is closed with
@@ -119,11 +129,21 @@ pub struct LimitsConfig {
     #[arg(long, default_value_t = 500)]
     pub connect_burst: u32,
 
+    /// Rooms one IP address may create per second with `POST /new` (or `GET /room/{id}` of a new id); beyond it
+    /// the request gets 429.
+    #[arg(long, default_value_t = 10)]
+    pub max_new_rooms_per_ip_per_second: u32,
+
+    /// Rooms one IP address may create in one burst above that rate (generous: test suites and busy pages make
+    /// rooms in bursts; the rate is what keeps one client from filling `--max-rooms` in seconds).
+    #[arg(long, default_value_t = 1_000)]
+    pub new_room_burst: u32,
+
     /// Keys a room may hold; a push or get naming one more gets an `error`.
     #[arg(long, default_value_t = 10_000)]
     pub max_keys_per_room: usize,
 
-    /// Bytes of stored values a room may hold; an append or replace beyond it gets an `error`.
+    /// Bytes a room may store (values, keys and per-entry overhead); an append or replace beyond it gets an `error`.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_room_bytes: usize,
 
@@ -144,6 +164,22 @@ pub struct LimitsConfig {
     #[arg(long, default_value_t = 60_000)]
     pub idle_timeout_ms: u64,
 
+    /// Open HTTP connections (WebSockets count until they upgrade); the next one is answered 503 and closed.
+    #[arg(long, default_value_t = 4_096)]
+    pub max_http_connections: usize,
+
+    /// Milliseconds a client has to send a request's headers (idle keep-alive connections close after it too).
+    #[arg(long, default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a request's whole body; a slower one gets 408.
+    #[arg(long, default_value_t = 30_000)]
+    pub http_body_timeout_ms: u64,
+
+    /// Milliseconds a peer may accept no bytes of a reply (HTTP or WebSocket) before its connection is dropped.
+    #[arg(long, default_value_t = 30_000)]
+    pub write_stall_timeout_ms: u64,
+
     /// Seconds a room with no connection and no write is kept before it is removed and its memory freed.
     #[arg(long, default_value_t = 24 * 60 * 60)]
     pub room_ttl_secs: u64,
@@ -151,6 +187,7 @@ pub struct LimitsConfig {
     /// Origins allowed to connect (repeatable), e.g. `https://app.example.com` or `https://*.example.com`.
     /// Without any, every origin is allowed.
     #[arg(long = "allowed-origin")]
+    #[serde(rename = "allowed-origin")]
     pub allowed_origins: Vec<String>,
 
     /// Refuse requests that carry no `Origin` header (non-browser clients). Off by default.
@@ -173,6 +210,19 @@ impl LimitsConfig {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn http_body_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_body_timeout_ms)
+    }
+
+    /// The HTTP listener's bounds.
+    pub fn http_bounds(&self) -> crate::http::HttpBounds {
+        crate::http::HttpBounds {
+            max_connections: self.max_http_connections,
+            header_timeout: Duration::from_millis(self.http_header_timeout_ms),
+            write_stall_timeout: Duration::from_millis(self.write_stall_timeout_ms),
+        }
     }
 }
 

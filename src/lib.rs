@@ -5,6 +5,9 @@
 pub mod admission;
 pub mod close;
 pub mod config;
+pub mod config_check;
+pub mod config_file;
+pub mod embedded;
 pub mod engine;
 pub mod http;
 pub mod metrics;

@@ -3,13 +3,17 @@
 use std::io::Write;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use driftdb::config::ServerConfig;
+use driftdb::config_file;
 use driftdb::server::RunningServer;
 use tracing_subscriber::EnvFilter;
 
+/// The version and the git commit the binary was built from (`unknown` outside a git checkout).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DRIFTDB_GIT_COMMIT"), ")");
+
 #[derive(Parser)]
-#[command(name = "driftdb", version, about = "A real-time key-value database for browser applications")]
+#[command(name = "driftdb", version = VERSION, about = "A real-time key-value database for browser applications")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServerConfig),
+    Serve(ServeArgs),
     /// Write a self-signed development certificate and key for WebTransport (`certs/dev-cert.pem`,
     /// `certs/dev-key.pem`). Browsers accept it through `serverCertificateHashes` for less than 14 days.
     Cert(CertArgs),
@@ -30,6 +34,26 @@ enum Command {
     /// Read rooms as JSON lines (as `export` writes them) from stdin into the store, replacing rooms of the same
     /// id. Stop the server on that data directory first.
     Import(ImportArgs),
+    /// Config file tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML file of settings named like these flags (see `driftdb.example.toml`); flags and environment variables
+    /// win over it.
+    #[arg(long, env = "DRIFTDB_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    server: ServerConfig,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Reads a config file as `driftdb serve --config FILE` would (environment variables included) and prints the
+    /// settings it gives, or the first problem.
+    Check { file: std::path::PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -64,15 +88,30 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
-        Command::Serve(config) => serve(config).await,
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    match cli.command {
+        Command::Serve(args) => {
+            let serve_matches = matches.subcommand_matches("serve").expect("the serve subcommand was parsed");
+            serve(config_file::resolve(serve_matches, args.config.as_deref())?).await
+        }
         Command::Cert(args) => write_certificate(&args),
         Command::Export(args) => export(&args),
         Command::Import(args) => import(&args),
+        Command::Config(ConfigCommand::Check { file }) => check_config(&file),
     }
 }
 
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = config_file::check(file)?;
+    config.validate()?;
+    println!("{}: ok", file.display());
+    println!("{}", serde_json::to_string_pretty(&config)?);
+    Ok(())
+}
+
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let server = RunningServer::start(config).await.context("starting the server")?;
     // Scripts and tests wait for this line (and read the port from it when started with --port 0).
     println!("driftdb listening on http://{}", server.http_addr());
@@ -99,6 +138,15 @@ fn import(args: &ImportArgs) -> anyhow::Result<()> {
         eprintln!("imported room {room}");
     }
     Ok(())
+}
+
+/// Every connection is a file descriptor and the usual soft limit is 1,024, so the server raises its soft
+/// `RLIMIT_NOFILE` to the hard limit at start (tens of thousands of connections need it; see docs/benchmarks.md).
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
 }
 
 fn write_certificate(args: &CertArgs) -> anyhow::Result<()> {

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +13,7 @@ use tracing::{info, warn};
 use crate::admission::Admission;
 use crate::config::ServerConfig;
 use crate::engine::Rooms;
-use crate::http::{AppState, router};
+use crate::http::{self, AppState, router};
 use crate::metrics::Metrics;
 use crate::storage::redb_store::RedbBackend;
 use crate::storage::{BackendError, DiskJournal, StorageKind};
@@ -26,6 +25,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] crate::config_check::InvalidSetting),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot start WebTransport: {0}")]
@@ -54,6 +55,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds the listeners and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
         let (listener, webtransport) = bind_listeners(&config).await?;
         let http_addr =
             listener.local_addr().map_err(|source| ServerError::Bind { addr: http_addr_of(&config), source })?;
@@ -80,12 +82,6 @@ impl RunningServer {
             webtransport: webtransport.as_ref().map(WebTransportServer::info),
         };
         let (rooms, shutdown, connections) = (state.rooms.clone(), state.shutdown.clone(), state.connections.clone());
-        // Nagle's algorithm would hold small real-time messages back by tens of milliseconds.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                warn!(%error, "cannot set TCP_NODELAY");
-            }
-        });
         tokio::spawn(sweep(state.rooms.clone(), state.admission.clone(), shutdown.clone()));
         if let Some(webtransport) = &webtransport {
             let shared = Shared {
@@ -95,15 +91,9 @@ impl RunningServer {
             };
             webtransport.start(&state.config, shared, shutdown.clone(), connections.clone());
         }
+        let bounds = state.config.limits.http_bounds();
         let app = router(state);
-        let stop = shutdown.clone();
-        let http_task = tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(error) = serve.await {
-                warn!(%error, "HTTP server stopped with an error");
-            }
-        });
+        let http_task = tokio::spawn(http::serve(listener, app, bounds, shutdown.clone(), SHUTDOWN_GRACE));
         info!(%http_addr, "listening");
         Ok(RunningServer { http_addr, rooms, shutdown, connections, http_task, webtransport, storage })
     }

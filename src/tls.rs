@@ -146,13 +146,23 @@ fn make_self_signed(host_names: &[String], validity: Duration) -> Result<(Certif
 /// their paths. Such a certificate still expires within 14 days (browsers insist); run the command again after that.
 pub fn write_dev_certificate(dir: &Path, host_names: &[String]) -> Result<(PathBuf, PathBuf), TlsError> {
     let (_, cert_pem, key_pem) = make_self_signed(host_names, SelfSignedPolicy::default().validity)?;
-    let write = |path: PathBuf, text: &str| {
+    // The certificate is public; the key is readable by its owner alone (0600), set as the file is created so it
+    // is never briefly world-readable, and re-applied when an older, looser key file is overwritten.
+    let write = |path: PathBuf, text: &str, mode: u32| {
         std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&path, text))
+            .and_then(|()| write_with_mode(&path, text, mode))
             .map(|()| path.clone())
             .map_err(|source| TlsError::Write { path, source })
     };
-    Ok((write(dir.join("dev-cert.pem"), &cert_pem)?, write(dir.join("dev-key.pem"), &key_pem)?))
+    Ok((write(dir.join("dev-cert.pem"), &cert_pem, 0o644)?, write(dir.join("dev-key.pem"), &key_pem, 0o600)?))
+}
+
+fn write_with_mode(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.write_all(text.as_bytes())
 }
 
 /// Where the listener's certificate comes from.

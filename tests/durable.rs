@@ -43,6 +43,10 @@ async fn wt_init(wt: &mut wt_support::WtClient) -> (std::sync::Arc<str>, Vec<dri
     }
 }
 
+/// Connect queries of clients that opted in to the extended shapes: these tests read each `init`'s epoch.
+const EXT: &str = "?ext=true";
+const EXT_CBOR: &str = "?cbor=true&ext=true";
+
 /// `(epoch, [(value, seq)])` of a key's full replay.
 async fn replay(client: &mut WsClient, key: &str) -> (String, Vec<(Value, u64)>) {
     let init = client.subscribe(key).await;
@@ -55,10 +59,10 @@ async fn writes_over_every_transport_survive_a_clean_restart_with_the_same_epoch
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path()).await;
     let room = "durable";
-    let mut watcher = server.connect(room, Encoding::Json).await;
+    let mut watcher = server.connect_with(room, EXT, Encoding::Json).await;
     let (epoch, empty) = replay(&mut watcher, "log").await;
     assert!(empty.is_empty());
-    let mut writer = server.connect(room, Encoding::Cbor).await;
+    let mut writer = server.connect_with(room, EXT_CBOR, Encoding::Cbor).await;
     for n in 1..=3 {
         writer.send(&msg::append("log", json!({ "ws": n }))).await;
     }
@@ -82,7 +86,7 @@ async fn writes_over_every_transport_survive_a_clean_restart_with_the_same_epoch
     server.shutdown().await;
 
     let server = start_on(dir.path()).await;
-    let mut client = server.connect(room, Encoding::Json).await;
+    let mut client = server.connect_with(room, EXT, Encoding::Json).await;
     assert_eq!(replay(&mut client, "log").await, (epoch.clone(), seen.clone()), "same epoch, same entries");
     let (state_epoch, state) = replay(&mut client, "state").await;
     assert_eq!((state_epoch, state.len(), &state[0].0), (epoch.clone(), 1, &json!("second")));
@@ -125,7 +129,7 @@ impl Binary {
     }
 
     async fn connect(&self, room: &str) -> WsClient {
-        WsClient::open(self.addr, &format!("/room/{room}/connect"), Encoding::Json, None).await.expect("connects")
+        WsClient::open(self.addr, &format!("/room/{room}/connect{EXT}"), Encoding::Json, None).await.expect("connects")
     }
 
     fn signal(&mut self, signal: &str) {
@@ -243,7 +247,7 @@ async fn a_full_disk_refuses_stored_writes_with_the_cause_relays_flow_and_it_rec
     let data = disk.path().join("data");
     let server = start_on(&data).await;
     let room = "full";
-    let mut client = server.connect(room, Encoding::Json).await;
+    let mut client = server.connect_with(room, EXT, Encoding::Json).await;
     replay(&mut client, "log").await;
     client.send(&msg::append("log", json!("before"))).await;
     client.expect_push("log").await;
@@ -294,7 +298,7 @@ async fn a_full_disk_refuses_stored_writes_with_the_cause_relays_flow_and_it_rec
 
     // Nothing that was accepted was lost: restart and replay.
     let server = start_on(&data).await;
-    let mut client = server.connect(room, Encoding::Json).await;
+    let mut client = server.connect_with(room, EXT, Encoding::Json).await;
     let (_, stored) = replay(&mut client, "log").await;
     assert_eq!(stored.first().map(|e| &e.0), Some(&json!("before")));
     assert_eq!(stored.last().map(|e| &e.0), Some(&json!("after")));
@@ -318,8 +322,8 @@ async fn expiry_removes_stored_rooms() {
     server.send("gone", &msg::append("k", json!(1))).await;
     server.shutdown().await;
     // Restarted with a TTL the room has outlived (written over a second ago): it is removed at open.
-    std::thread::sleep(Duration::from_millis(1100));
-    let server = start(0).await;
+    std::thread::sleep(Duration::from_millis(2100));
+    let server = start(1).await;
     let reply = server.send("gone", &msg::get("k", json!(0))).await;
     assert_eq!(reply["data"], json!([]), "{reply}");
     server.shutdown().await;
@@ -402,7 +406,7 @@ async fn a_vanished_data_directory_refuses_stored_writes_and_relays_flow() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = start_on(&data).await;
-    let mut client = server.connect("gone", Encoding::Json).await;
+    let mut client = server.connect_with("gone", EXT, Encoding::Json).await;
     replay(&mut client, "log").await;
     client.send(&msg::append("log", json!(1))).await;
     client.expect_push("log").await;

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use driftdb::protocol::{Action, ClientMessage, Entry, Replay, ServerMessage, Value, postcard, tree};
+use driftdb::protocol::{Action, ClientMessage, Dialect, Entry, Replay, ServerMessage, Value, postcard, tree};
 use serde_json::{Value as Json, json};
 
 fn golden_path() -> PathBuf {
@@ -137,7 +137,7 @@ fn message(direction: &str, json: &Json) -> Message {
         "client" => Message::Client(tree::decode_json(json.to_string().as_bytes()).expect("a valid client message")),
         "server" => {
             let message = server_message(json);
-            let written: Json = serde_json::from_str(&tree::encode_json(&message)).unwrap();
+            let written: Json = serde_json::from_str(&tree::encode_json(&message, Dialect::Extended)).unwrap();
             let mut expected = json.clone();
             // The JSON codec leaves `volatile` out when false.
             if expected["volatile"] == json!(false) {

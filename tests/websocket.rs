@@ -4,7 +4,7 @@
 mod common;
 
 use ciborium::value::Value as Cbor;
-use common::{Encoding, TestServer, WsClient, cbor_field, cbor_to_json, msg, seq_of, with_cbor_value};
+use common::{Encoding, TestServer, WsClient, cbor_field, cbor_to_json, json_body, msg, seq_of, with_cbor_value};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -172,11 +172,11 @@ async fn values_arrive_unmangled_in_both_encodings() {
 async fn http_send_reaches_websocket_subscribers_and_replies_directly() {
     let server = TestServer::start().await;
     let room = server.create_room().await;
-    let mut json_reader = server.connect(&room, Encoding::Json).await;
-    let mut cbor_reader = server.connect(&room, Encoding::Cbor).await;
+    let mut json_reader = server.connect_with(&room, "?ext=true", Encoding::Json).await;
+    let mut cbor_reader = server.connect_with(&room, "?cbor=true&ext=true", Encoding::Cbor).await;
     for reader in [&mut json_reader, &mut cbor_reader] {
         let init = reader.subscribe("k").await;
-        assert_eq!(init["epoch"], server.epoch(&room), "a WebSocket init carries the room's epoch: {init}");
+        assert_eq!(init["epoch"], server.epoch(&room), "an opted-in WebSocket init carries the room's epoch: {init}");
     }
 
     // The first entry of a stream: no stream_size (only sizes above 1 are reported).
@@ -198,12 +198,46 @@ async fn http_send_reaches_websocket_subscribers_and_replies_directly() {
     }
 
     let init = server.send(&room, &msg::get("k", json!(1))).await;
-    assert_eq!(init["type"], "init");
+    assert_eq!(
+        init,
+        json!({"type": "init", "key": "k", "data": [{"value": {"n": 2}, "seq": 2}]}),
+        "the reference's shape"
+    );
+    let response = server.post(&format!("/room/{room}/send?ext=true"), msg::get("k", json!(1)).to_string()).await;
+    let init = json_body(response, reqwest::StatusCode::OK).await;
     assert_eq!(init["data"], json!([{"value": {"n": 2}, "seq": 2}]), "replay after seq 1: {init}");
-    assert_eq!(init["epoch"], server.epoch(&room), "init carries the room's epoch: {init}");
+    assert_eq!(init["epoch"], server.epoch(&room), "an opted-in init carries the room's epoch: {init}");
     assert_eq!(server.send(&room, &msg::get("k", Value::Null)).await, Value::Null, "get with seq null has no init");
     assert_eq!(server.send(&room, &msg::ping(7)).await, json!({"type": "pong", "nonce": 7}));
     assert_eq!(server.send(&room, &json!({"type": "ping"})).await, json!({"type": "pong", "nonce": null}));
+}
+
+#[tokio::test]
+async fn only_clients_that_opt_in_get_fields_the_reference_never_sends() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let epoch = server.epoch(&room);
+    let mut plain_json = server.connect(&room, Encoding::Json).await;
+    let mut plain_cbor = server.connect(&room, Encoding::Cbor).await;
+    let mut ext_json = server.connect_with(&room, "?ext=true", Encoding::Json).await;
+    let mut ext_cbor = server.connect_with(&room, "?cbor=true&ext=true", Encoding::Cbor).await;
+    for plain in [&mut plain_json, &mut plain_cbor] {
+        assert_eq!(plain.subscribe("k").await, json!({"type": "init", "key": "k", "data": []}));
+    }
+    for ext in [&mut ext_json, &mut ext_cbor] {
+        assert_eq!(ext.subscribe("k").await, json!({"type": "init", "key": "k", "data": [], "epoch": epoch}));
+    }
+
+    // One volatile relay, seen by all four: `volatile` only where opted in.
+    ext_json
+        .send(&json!({"type": "push", "key": "k", "value": 1, "action": {"type": "relay"}, "volatile": true}))
+        .await;
+    for plain in [&mut plain_json, &mut plain_cbor] {
+        assert_eq!(plain.recv().await, json!({"type": "push", "key": "k", "value": 1, "seq": 1}));
+    }
+    for ext in [&mut ext_json, &mut ext_cbor] {
+        assert_eq!(ext.recv().await, json!({"type": "push", "key": "k", "value": 1, "seq": 1, "volatile": true}));
+    }
 }
 
 #[tokio::test]
@@ -449,7 +483,7 @@ async fn debug_connection_gets_full_inits_and_every_relay() {
     }
     server.send(&room, &msg::relay("c", json!("not stored"))).await;
 
-    let mut debug = server.connect_with(&room, "?debug=true", Encoding::Json).await;
+    let mut debug = server.connect_with(&room, "?debug=true&ext=true", Encoding::Json).await;
     let mut inits = vec![debug.expect("init").await, debug.expect("init").await];
     inits.sort_by_key(|init| init["key"].as_str().map(str::to_owned));
     let epoch = server.epoch(&room);

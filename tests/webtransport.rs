@@ -389,3 +389,59 @@ async fn limits_close_the_session_with_the_websocket_close_codes() {
     first.send(&ClientMessage::Ping { nonce: Some(9) }).await;
     assert_eq!(first.recv().await, ServerMessage::Pong { nonce: Some(9) });
 }
+
+#[tokio::test]
+async fn client_opened_streams_are_bounded_to_what_the_protocol_uses() {
+    let server = Server::start().await;
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    let session = open_session(&server, &room, None).await.expect("session opens");
+    // The server grants six unidirectional streams in all (HTTP/3's own included), not quinn's 100.
+    let mut opened = Vec::new();
+    for _ in 0..20 {
+        match tokio::time::timeout(Duration::from_millis(300), session.open_uni()).await {
+            Ok(Ok(stream)) => opened.push(stream),
+            Ok(Err(error)) => panic!("open_uni failed: {error}"),
+            Err(_) => break,
+        }
+    }
+    assert!(opened.len() <= 5, "{} unidirectional streams were granted", opened.len());
+    // Bidirectional: the control stream and one of slack besides the CONNECT.
+    let mut bidi = Vec::new();
+    for _ in 0..20 {
+        match tokio::time::timeout(Duration::from_millis(300), session.open_bi()).await {
+            Ok(Ok(stream)) => bidi.push(stream),
+            Ok(Err(error)) => panic!("open_bi failed: {error}"),
+            Err(_) => break,
+        }
+    }
+    assert!((1..=2).contains(&bidi.len()), "{} bidirectional streams were granted", bidi.len());
+    // Others are unaffected.
+    bystander.send(&push("k", Action::Append, json!(1))).await;
+    assert!(matches!(bystander.recv().await, ServerMessage::Push { .. }));
+}
+
+#[tokio::test]
+async fn malformed_datagrams_count_against_the_message_rate() {
+    let server = Server::start_with(|c| {
+        c.limits.max_messages_per_second = 10;
+        c.limits.message_burst = 20;
+    })
+    .await;
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    let flooder = server.connect_wt(&room).await;
+    // Not even a session id: each was once answered with an `error` before the rate limit was applied.
+    for _ in 0..200 {
+        // Raw QUIC datagrams: web_transport_quinn would add a valid session prefix.
+        let _ = quinn::Connection::send_datagram(&flooder.session, bytes::Bytes::from_static(&[0xff]));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(flooder.closed_code().await, Some(4002));
+    bystander.send(&push("k", Action::Append, json!(1))).await;
+    assert!(matches!(bystander.recv().await, ServerMessage::Push { .. }));
+}

@@ -2,6 +2,7 @@
 //! sending and a receiving half so that a scenario can drive each from its own task.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
@@ -10,7 +11,7 @@ pub use driftdb::room_info::RoomInfo;
 use driftdb::webtransport::framing::{FrameDecoder, fits_datagram, put_frame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::{Host, Url};
@@ -30,6 +31,9 @@ pub enum Transport {
     WsCbor,
     /// WebTransport: postcard on the control stream, volatile relays as datagrams.
     Wt,
+    /// Plain UDP datagrams of JSON frames: only the floor (`driftdb-load floor-server`) speaks it, as the
+    /// cheapest equivalent of WebTransport datagrams.
+    Udp,
 }
 
 impl Transport {
@@ -38,6 +42,7 @@ impl Transport {
             Transport::WsJson => "ws-json",
             Transport::WsCbor => "ws-cbor",
             Transport::Wt => "wt",
+            Transport::Udp => "udp",
         }
     }
 }
@@ -103,9 +108,8 @@ impl Connector {
                 let mut url = self.base.join(&format!("room/{}/connect", room.room))?;
                 url.set_scheme(if url.scheme() == "https" { "wss" } else { "ws" })
                     .map_err(|()| anyhow!("bad scheme"))?;
-                if cbor {
-                    url.set_query(Some("cbor=true"));
-                }
+                // `ext=true`: measure the server as our own client uses it (extended message shapes).
+                url.set_query(Some(if cbor { "cbor=true&ext=true" } else { "ext=true" }));
                 let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.context("WebSocket connect")?;
                 if let MaybeTlsStream::Plain(tcp) = socket.get_ref() {
                     tcp.set_nodelay(true)?;
@@ -125,6 +129,15 @@ impl Connector {
                 let rx = Rx::Wt { session: Box::new(session.clone()), recv, buf: BytesMut::new() };
                 Ok((Tx::Wt { session: Box::new(session), send, frame: BytesMut::new() }, rx))
             }
+            Transport::Udp => {
+                let host = self.base.host_str().context("no host")?.trim_matches(['[', ']']);
+                let port = self.base.port_or_known_default().context("no port")?;
+                let server: std::net::IpAddr = host.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+                let socket = Arc::new(UdpSocket::bind((server, 0)).await?);
+                socket.connect((server, port)).await?;
+                let tx = Tx::Udp { socket: socket.clone(), room: room.room.clone(), frame: Vec::new() };
+                Ok((tx, Rx::Udp { socket, buf: vec![0; 2048] }))
+            }
         }
     }
 }
@@ -141,6 +154,7 @@ type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub enum Tx {
     Ws { sink: SplitSink<WsStream, Message>, cbor: bool },
     Wt { session: Box<web_transport_quinn::Session>, send: web_transport_quinn::SendStream, frame: BytesMut },
+    Udp { socket: Arc<UdpSocket>, room: String, frame: Vec<u8> },
 }
 
 impl Tx {
@@ -159,6 +173,13 @@ impl Tx {
                     send.write_all(frame).await?;
                 }
             }
+            Tx::Udp { socket, room, frame } => {
+                frame.clear();
+                frame.extend_from_slice(room.as_bytes());
+                frame.push(b'\n');
+                frame.extend_from_slice(message.json().as_bytes());
+                socket.send(frame).await?;
+            }
         }
         Ok(())
     }
@@ -173,6 +194,7 @@ impl Tx {
                 let _ = send.finish();
                 session.close(0, b"done");
             }
+            Tx::Udp { .. } => {}
         }
     }
 }
@@ -181,6 +203,7 @@ impl Tx {
 pub enum Rx {
     Ws { stream: SplitStream<WsStream> },
     Wt { session: Box<web_transport_quinn::Session>, recv: web_transport_quinn::RecvStream, buf: BytesMut },
+    Udp { socket: Arc<UdpSocket>, buf: Vec<u8> },
 }
 
 /// A received message and whether it came as a datagram (which may arrive out of order).
@@ -221,6 +244,11 @@ impl Rx {
                     },
                 }
             },
+            Rx::Udp { socket, buf } => {
+                let len = socket.recv(buf).await?;
+                let text = std::str::from_utf8(&buf[..len]).context("a floor datagram is not UTF-8")?;
+                Ok(Some(Received { message: decode_json(text)?, datagram: true }))
+            }
         }
     }
 }

@@ -4,12 +4,18 @@
 //!
 //! Scenarios: [`Scenario::Fanout`] (one publisher → N subscribers of one key), [`Scenario::Rooms`] (R rooms × K
 //! clients sending cursor-like volatile relays), [`Scenario::Append`] (reliable writes, then a replay check) and
-//! [`Scenario::Idle`] (C subscribed connections, for memory per connection).
+//! [`Scenario::Idle`] (C subscribed connections, for memory per connection) and [`Scenario::Scale`] (many connections
+//! in many rooms, a fraction sending). [`floor`] is the cheapest server for the relay scenarios, and
+//! [`side_by_side`] runs one scenario against several servers started from commands, for one table.
 
 pub mod client;
+pub mod floor;
+pub mod limits;
 pub mod procstat;
+pub mod progress;
 pub mod report;
 mod scenarios;
+pub mod side_by_side;
 pub mod wire;
 
 use std::time::Duration;
@@ -18,6 +24,7 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 pub use client::Transport;
+pub use floor::Floor;
 pub use report::Report;
 
 /// Options of one run.
@@ -52,6 +59,13 @@ pub struct Options {
     #[arg(long)]
     pub json_only: bool,
 
+    /// Side by side: `NAME=COMMAND` of a DriftDB-protocol server to start for the run, `{port}` in it replaced by a
+    /// free port (then `--url` and `--server-pid` are set from it). Repeat it to run the scenario once against each
+    /// server in turn; `floor` alone (no command) is this tool's own floor server. Each row then also reports its
+    /// CPU per delivery as a multiple of the floor's in the same sitting.
+    #[arg(long = "server", value_name = "NAME=COMMAND")]
+    pub servers: Vec<String>,
+
     #[command(subcommand)]
     pub scenario: Scenario,
 }
@@ -66,6 +80,34 @@ pub enum Scenario {
     Append(AppendArgs),
     /// C subscribed, silent connections: memory per connection.
     Idle(IdleArgs),
+    /// Many connections in many rooms, a fraction of them sending a volatile cursor: delivery, RSS, CPU, p99 at scale.
+    Scale(ScaleArgs),
+    /// Not a scenario: run the floor server (see `floor`) on `--port` until killed.
+    FloorServer(FloorServerArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ScaleArgs {
+    /// Connections in all, spread evenly over the rooms.
+    #[arg(long, default_value_t = 20_000)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 1_000)]
+    pub rooms: usize,
+    /// Percentage of the connections that send a cursor.
+    #[arg(long, default_value_t = 10.0)]
+    pub senders_percent: f64,
+    /// Cursor relays per second from each sender.
+    #[arg(long, default_value_t = 10.0)]
+    pub hz: f64,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct FloorServerArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// TCP (HTTP + WebSocket) and UDP port; 0 picks a free one. The address is printed on stdout.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -93,6 +135,9 @@ pub struct RoomsArgs {
     /// Send reliable relays instead of volatile ones.
     #[arg(long)]
     pub reliable: bool,
+    /// Every client sends on the same tick (game clients on a shared clock), instead of phases spread over a period.
+    #[arg(long)]
+    pub same_tick: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -134,6 +179,8 @@ impl Options {
             Scenario::Rooms(a) => a.rooms * a.clients,
             Scenario::Append(a) => a.writers + 1,
             Scenario::Idle(a) => a.connections,
+            Scenario::Scale(a) => a.connections,
+            Scenario::FloorServer(_) => 0,
         };
         self.duration() + self.drain() + Duration::from_secs(30) + Duration::from_millis(20) * connections as u32
     }
@@ -145,4 +192,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     tokio::time::timeout(limit, scenarios::run(options))
         .await
         .map_err(|_| anyhow::anyhow!("the run took longer than its limit of {limit:?}"))?
+}
+
+impl Scenario {
+    /// The scenario's name as the command line and the report spell it.
+    pub fn name(&self) -> &'static str {
+        scenarios::scenario_name(self)
+    }
 }

@@ -8,26 +8,18 @@ use serde::Serialize;
 const ERROR_SAMPLES: usize = 10;
 
 /// What one receiver (or the whole run, once merged) saw.
+#[derive(Default)]
 pub struct Tally {
     pub delivered: u64,
     pub errors: u64,
     pub error_samples: Vec<String>,
     /// Datagrams that arrived after a later one (not an error: datagrams are unordered).
     pub reordered: u64,
-    /// End-to-end latency in microseconds.
-    pub latency_us: Histogram<u64>,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Tally {
-            delivered: 0,
-            errors: 0,
-            error_samples: Vec::new(),
-            reordered: 0,
-            latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds"),
-        }
-    }
+    /// End-to-end latencies in microseconds, as recorded by one receiver: a plain list, because a histogram with
+    /// these bounds takes about 150 KB, which 20,000 receivers of the `scale` scenario cannot each afford.
+    latencies_us: Vec<u64>,
+    /// The merged latencies (the run's total).
+    pub latency_us: Option<Histogram<u64>>,
 }
 
 impl Tally {
@@ -39,7 +31,7 @@ impl Tally {
     }
 
     pub fn latency(&mut self, sent_us: u64, now_us: u64) {
-        self.latency_us.saturating_record(now_us.saturating_sub(sent_us).max(1));
+        self.latencies_us.push(now_us.saturating_sub(sent_us).max(1));
     }
 
     pub fn merge(&mut self, other: Tally) {
@@ -51,7 +43,15 @@ impl Tally {
                 self.error_samples.push(sample);
             }
         }
-        self.latency_us.add(&other.latency_us).expect("histograms with the same bounds merge");
+        let histogram = self
+            .latency_us
+            .get_or_insert_with(|| Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds"));
+        for latency in self.latencies_us.drain(..).chain(other.latencies_us) {
+            histogram.saturating_record(latency);
+        }
+        if let Some(other) = other.latency_us {
+            histogram.add(&other).expect("histograms with the same bounds merge");
+        }
     }
 }
 
@@ -107,6 +107,12 @@ pub struct Report {
     pub server: Option<ServerUsage>,
     /// CPU seconds this tool spent in the window (it shares the machine with the server).
     pub load_cpu_s: f64,
+    /// Side by side (`--server NAME=COMMAND`): which server this run measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Side by side: this server's CPU per delivery over the floor's, in the same sitting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_multiple: Option<f64>,
 }
 
 impl Report {
@@ -116,7 +122,7 @@ impl Report {
     }
 
     pub fn latency_of(tally: &Tally) -> Option<Latency> {
-        let h = &tally.latency_us;
+        let h = tally.latency_us.as_ref()?;
         (!h.is_empty()).then(|| Latency {
             p50_ms: h.value_at_quantile(0.50) as f64 / 1000.0,
             p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
@@ -158,4 +164,35 @@ impl Report {
             self.errors,
         )
     }
+}
+
+/// The side-by-side table: one row per server and scenario, CPU per delivery also as a multiple of the floor's.
+pub fn side_by_side_table(reports: &[Report]) -> String {
+    let mut table = String::from(
+        "| server | scenario | transport | parameters | conns | delivered | ratio | p50 ms | p99 ms | server CPU µs/delivery \
+         | × floor | server RSS end KB | errors |\n\
+         | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    let dash = || "–".to_owned();
+    for r in reports {
+        let ms = |f: fn(&Latency) -> f64| r.latency.as_ref().map_or_else(dash, |l| format!("{:.3}", f(l)));
+        let server = r.server.as_ref();
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} |\n",
+            r.server_name.as_deref().unwrap_or("–"),
+            r.scenario,
+            r.transport,
+            r.params,
+            r.connections,
+            r.delivered,
+            r.delivery_ratio,
+            ms(|l| l.p50_ms),
+            ms(|l| l.p99_ms),
+            server.and_then(|s| s.cpu_us_per_delivery).map_or_else(dash, |us| format!("{us:.2}")),
+            r.floor_multiple.map_or_else(dash, |m| format!("{m:.2}")),
+            server.map_or_else(dash, |s| s.rss_end_kb.to_string()),
+            r.errors,
+        ));
+    }
+    table
 }

@@ -15,7 +15,7 @@ use crate::client::{CONNECT_TIMEOUT, Connector, Received, RoomInfo, Rx, Tx};
 use crate::procstat::{self, Sample};
 use crate::report::{Replay, Report, ServerUsage, Tally};
 use crate::wire::{In, Out, PushKind, Stamp, now_us};
-use crate::{AppendArgs, FanoutArgs, IdleArgs, Options, RoomsArgs, Scenario};
+use crate::{AppendArgs, FanoutArgs, IdleArgs, Options, RoomsArgs, ScaleArgs, Scenario};
 
 const FANOUT_KEY: &str = "fanout";
 const CURSOR_KEY: &str = "cursor";
@@ -29,6 +29,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         Scenario::Rooms(args) => rooms(options, connector, args).await,
         Scenario::Append(args) => append(options, connector, args).await,
         Scenario::Idle(args) => idle(options, connector, args).await,
+        Scenario::Scale(args) => scale(options, connector, args).await,
+        Scenario::FloorServer(_) => bail!("floor-server is a server, not a scenario"),
     }
 }
 
@@ -234,6 +236,8 @@ impl Window {
             replay,
             server,
             load_cpu_s,
+            server_name: None,
+            floor_multiple: None,
         })
     }
 }
@@ -249,12 +253,14 @@ struct Run {
     replay: Option<Replay>,
 }
 
-fn scenario_name(scenario: &Scenario) -> &'static str {
+pub(crate) fn scenario_name(scenario: &Scenario) -> &'static str {
     match scenario {
         Scenario::Fanout(_) => "fanout",
         Scenario::Rooms(_) => "rooms",
         Scenario::Append(_) => "append",
         Scenario::Idle(_) => "idle",
+        Scenario::Scale(_) => "scale",
+        Scenario::FloorServer(_) => "floor-server",
     }
 }
 
@@ -305,25 +311,66 @@ fn kind_name(kind: PushKind) -> &'static str {
     }
 }
 
-async fn rooms(options: &Options, mut connector: Connector, args: &RoomsArgs) -> anyhow::Result<Report> {
+async fn rooms(options: &Options, connector: Connector, args: &RoomsArgs) -> anyhow::Result<Report> {
+    let kind = if args.reliable { PushKind::Relay } else { PushKind::Volatile };
+    let tick = if args.same_tick { ", same tick" } else { "" };
+    let params = format!("{} rooms × {} clients, {} Hz, {}{tick}", args.rooms, args.clients, args.hz, kind_name(kind));
+    let shape = RoomsShape { rooms: args.rooms, clients: args.clients, hz: args.hz, kind, same_tick: args.same_tick };
+    cursors(options, connector, &shape, |_| true, params).await
+}
+
+async fn scale(options: &Options, connector: Connector, args: &ScaleArgs) -> anyhow::Result<Report> {
+    let rooms = args.rooms.max(1);
+    let clients = (args.connections / rooms).max(1);
+    // Every `every`-th client sends: spread evenly over the rooms.
+    let every = (100.0 / args.senders_percent.clamp(0.01, 100.0)).round().max(1.0) as usize;
+    let params =
+        format!("{rooms} rooms × {clients} clients, {}% send at {} Hz, volatile", args.senders_percent, args.hz);
+    let shape = RoomsShape { rooms, clients, hz: args.hz, kind: PushKind::Volatile, same_tick: false };
+    cursors(options, connector, &shape, |index| index % every == 0, params).await
+}
+
+/// Rooms of clients that all subscribe to their room's cursor key; those `sends` picks relay to it at `hz`.
+struct RoomsShape {
+    rooms: usize,
+    clients: usize,
+    hz: f64,
+    kind: PushKind,
+    same_tick: bool,
+}
+
+async fn cursors(
+    options: &Options,
+    mut connector: Connector,
+    shape: &RoomsShape,
+    sends: impl Fn(usize) -> bool,
+    params: String,
+) -> anyhow::Result<Report> {
     let baseline = baseline(options)?;
-    let mut infos = Vec::with_capacity(args.rooms);
-    for _ in 0..args.rooms {
+    let mut infos = Vec::with_capacity(shape.rooms);
+    for _ in 0..shape.rooms {
         infos.push(connector.new_room().await?);
     }
-    let slots: Vec<&RoomInfo> = infos.iter().flat_map(|room| std::iter::repeat_n(room, args.clients)).collect();
+    // Client i is in room i % rooms, so that every `every`-th sender of `scale` lands in every room alike.
+    let slots: Vec<&RoomInfo> = (0..shape.rooms * shape.clients).map(|i| &infos[i % shape.rooms]).collect();
     let clients = subscribe_all(&connector, &slots, CURSOR_KEY, options.connect_concurrency).await?;
     let mut receivers = Receivers::new();
     let window = Window::start(options.server_pid, baseline)?;
-    let kind = if args.reliable { PushKind::Relay } else { PushKind::Volatile };
+    let (kind, hz) = (shape.kind, shape.hz);
     let duration = options.duration();
-    let period = 1.0 / args.hz.max(0.001);
+    let period = 1.0 / hz.max(0.001);
     let mut senders = Vec::new();
+    let mut idle_txs = Vec::new();
     for (index, (mut tx, rx)) in clients.into_iter().enumerate() {
         receivers.spawn(rx);
-        // Spread the clients' phases over one period so that they do not all send at the same instant.
-        let offset = Duration::from_secs_f64(period * ((index as f64 * 0.618_034) % 1.0));
-        let hz = args.hz;
+        if !sends(index) {
+            idle_txs.push(tx);
+            continue;
+        }
+        // Spread the clients' phases over one period so that they do not all send at the same instant (unless the
+        // scenario asks for exactly that).
+        let phase = if shape.same_tick { 0.0 } else { (index as f64 * 0.618_034) % 1.0 };
+        let offset = Duration::from_secs_f64(period * phase);
         senders.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
             let sent =
@@ -332,18 +379,17 @@ async fn rooms(options: &Options, mut connector: Connector, args: &RoomsArgs) ->
             (tx, sent)
         }));
     }
-    let (mut sent, mut txs) = (0, Vec::new());
+    let (mut sent, mut txs) = (0, idle_txs);
     for sender in senders {
         let (tx, result) = sender.await.context("a sender panicked")?;
         sent += result?;
         txs.push(tx);
     }
     // Every relay goes to every client of its room, the sender included (it subscribes).
-    let expected = sent * args.clients as u64;
+    let expected = sent * shape.clients as u64;
     receivers.drain(expected, options.drain()).await;
     let progress = receivers.progress.clone();
     let tally = receivers.finish().await?;
-    let params = format!("{} rooms × {} clients, {} Hz, {}", args.rooms, args.clients, args.hz, kind_name(kind));
     let run = Run { params, connections: slots.len(), sent, expected, tally, progress, replay: None };
     let report = window.report(options, run);
     close_all(txs).await;

@@ -230,7 +230,7 @@ pub fn decode_postcard(bytes: &[u8]) -> anyhow::Result<In> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use driftdb::protocol::{Outgoing, tree};
+    use driftdb::protocol::{Dialect, Outgoing, tree};
 
     /// Our client encodings are what the server's decoders expect, and the server's encodings decode back here.
     #[test]
@@ -248,8 +248,8 @@ mod tests {
             assert_eq!(volatile, kind == PushKind::Volatile);
             let reply = Outgoing::new(ServerMessage::Push { key, value, seq: 9, volatile });
             let expected = In::Push { seq: 9, stamp: Some(stamp) };
-            assert_eq!(decode_json(reply.json()).unwrap(), expected);
-            assert_eq!(decode_cbor(reply.cbor()).unwrap(), expected);
+            assert_eq!(decode_json(reply.json(Dialect::Extended)).unwrap(), expected);
+            assert_eq!(decode_cbor(reply.cbor(Dialect::Extended)).unwrap(), expected);
             assert_eq!(decode_postcard(reply.postcard()).unwrap(), expected);
         }
         let get = tree::decode_json(Out::Get { key: "k" }.json().as_bytes()).unwrap();

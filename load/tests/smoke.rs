@@ -1,12 +1,15 @@
 //! A short run of every scenario on every transport against an in-process server, asserting correctness only:
 //! everything delivered, no errors, the append replay intact. Timings belong in `docs/benchmarks.md`, not here.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use driftdb::config::ServerConfig;
 use driftdb::server::RunningServer;
 use driftdb::storage::StorageKind;
-use driftdb_load::{AppendArgs, FanoutArgs, IdleArgs, Options, Report, RoomsArgs, Scenario, Transport, run};
+use driftdb_load::{
+    AppendArgs, FanoutArgs, Floor, IdleArgs, Options, Report, RoomsArgs, ScaleArgs, Scenario, Transport, report, run,
+    side_by_side,
+};
 
 const TRANSPORTS: [Transport; 3] = [Transport::WsJson, Transport::WsCbor, Transport::Wt];
 
@@ -22,18 +25,24 @@ async fn start_server_with(storage: StorageKind, data_dir: Option<&std::path::Pa
     // Limits off, as in a load run: they are tested elsewhere and must not interfere here.
     config.limits.max_connects_per_ip_per_second = 0;
     config.limits.max_messages_per_second = 0;
+    config.limits.max_new_rooms_per_ip_per_second = 0;
     RunningServer::start(config).await.expect("server starts")
 }
 
 fn options(server: &RunningServer, transport: Transport, scenario: Scenario) -> Options {
+    options_for(server.http_addr(), transport, scenario)
+}
+
+fn options_for(addr: SocketAddr, transport: Transport, scenario: Scenario) -> Options {
     Options {
-        url: format!("http://{}/", server.http_addr()).parse().unwrap(),
+        url: format!("http://{addr}/").parse().unwrap(),
         transport,
         duration: 0.4,
         drain: 5.0,
         server_pid: Some(std::process::id()),
         connect_concurrency: 8,
         json_only: true,
+        servers: Vec::new(),
         scenario,
     }
 }
@@ -66,7 +75,14 @@ async fn fanout_of_volatile_relays_delivers_everything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_deliver_everything() {
-    run_on_every_transport(Scenario::Rooms(RoomsArgs { rooms: 3, clients: 3, hz: 20.0, reliable: false })).await;
+    run_on_every_transport(Scenario::Rooms(RoomsArgs {
+        rooms: 3,
+        clients: 3,
+        hz: 20.0,
+        reliable: false,
+        same_tick: false,
+    }))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,4 +126,93 @@ async fn only_loopback_targets_are_allowed() {
     let error = run(&remote).await.expect_err("a non-loopback target is refused");
     assert!(error.to_string().contains("loopback"), "{error}");
     server.shutdown().await;
+}
+
+/// Piped (not a terminal), the binary prints the report alone: no progress bar, no terminal control codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_draws_no_progress_when_not_on_a_terminal() {
+    let server = start_server().await;
+    let url = format!("http://{}/", server.http_addr());
+    let args = ["--url", &url, "--duration", "1", "--json-only", "fanout", "--subscribers", "3", "--rate", "50"];
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_driftdb-load")).args(args).output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("stdout is the JSON report alone");
+    assert_eq!(report["scenario"], "fanout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "progress drawn on a pipe: {stderr:?}");
+    assert!(!stderr.contains("fanout on ws-json"), "the bar's label on a pipe: {stderr:?}");
+    server.shutdown().await;
+}
+
+/// The floor server relays what the scenarios send, over WebSocket and over plain UDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_delivers_everything() {
+    let floor = Floor::start(Ipv4Addr::LOCALHOST.into(), 0).await.expect("the floor starts");
+    let scenarios = [
+        Scenario::Fanout(FanoutArgs { subscribers: 10, rate: 200.0, volatile: false }),
+        Scenario::Rooms(RoomsArgs { rooms: 3, clients: 3, hz: 20.0, reliable: false, same_tick: true }),
+        Scenario::Scale(ScaleArgs { connections: 60, rooms: 6, senders_percent: 20.0, hz: 10.0 }),
+    ];
+    for transport in [Transport::WsJson, Transport::Udp] {
+        for scenario in &scenarios {
+            let mut options = options_for(floor.http_addr(), transport, scenario.clone());
+            options.drain = 3.0;
+            let report = run(&options).await.expect("the run completes");
+            eprintln!("{}", report.markdown_row());
+            assert!(report.sent > 0, "{transport:?}: nothing sent: {}", report.json());
+            assert_eq!(report.errors, 0, "{transport:?}: {:?}", report.error_samples);
+            if transport == Transport::Udp {
+                // Plain UDP: a receiver starved of CPU on a loaded machine may overflow its socket buffer, which is
+                // the network's right, not the floor's fault; most must still arrive, and nothing more than sent.
+                assert!(report.delivered * 100 >= report.expected * 95, "{}", report.json());
+                assert!(report.delivered <= report.expected, "{}", report.json());
+            } else {
+                assert_eq!(report.delivered, report.expected, "{transport:?}: {}", report.json());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_delivers_everything() {
+    run_on_every_transport(Scenario::Scale(ScaleArgs { connections: 120, rooms: 12, senders_percent: 10.0, hz: 10.0 }))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_on_one_tick_deliver_everything() {
+    run_on_every_transport(Scenario::Rooms(RoomsArgs {
+        rooms: 2,
+        clients: 4,
+        hz: 20.0,
+        reliable: false,
+        same_tick: true,
+    }))
+    .await;
+}
+
+/// Side by side: each server is started from its command on a free port, measured, stopped, and compared with the
+/// floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_by_side_runs_each_server_and_compares_with_the_floor() {
+    let floor_cmd = format!("{} floor-server --port {{port}}", env!("CARGO_BIN_EXE_driftdb-load"));
+    let mut options = options_for(
+        "127.0.0.1:1".parse().unwrap(),
+        Transport::WsJson,
+        Scenario::Fanout(FanoutArgs { subscribers: 5, rate: 100.0, volatile: false }),
+    );
+    options.server_pid = None;
+    options.servers = vec![format!("floor={floor_cmd}"), format!("again={floor_cmd}")];
+    let reports = side_by_side::run_all(&options).await.expect("the sitting completes");
+    assert_eq!(reports.len(), 2);
+    for report in &reports {
+        assert!(report.ok(), "{}", report.json());
+        assert!(report.server.is_some(), "the started server's pid is measured");
+    }
+    assert_eq!(reports[0].server_name.as_deref(), Some("floor"));
+    assert_eq!(reports[0].floor_multiple, Some(1.0));
+    assert!(reports[1].floor_multiple.is_some_and(|m| m > 0.0));
+    let table = report::side_by_side_table(&reports);
+    assert_eq!(table.lines().count(), 4, "{table}");
 }

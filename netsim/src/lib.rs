@@ -12,6 +12,7 @@ pub mod link;
 pub mod metrics;
 pub mod model;
 pub mod netns;
+pub mod progress;
 pub mod report;
 pub mod scenarios;
 
@@ -45,8 +46,14 @@ impl Cell {
     }
 }
 
+/// What [`run_matrix`] reports as it goes.
+pub enum MatrixEvent<'a> {
+    Starting { cell: &'a Cell, scenario: Scenario, transport: Transport },
+    Finished(&'a RunResult),
+}
+
 /// Runs every scenario over every transport in every cell, with the same seed for both transports of a cell, and
-/// hands each result to `each` as it comes.
+/// tells `each` when a run starts and hands it each result as it comes.
 pub fn run_matrix(
     lab: &Lab,
     cells: &[Cell],
@@ -54,15 +61,16 @@ pub fn run_matrix(
     transports: &[Transport],
     params: &Params,
     seed: u64,
-    mut each: impl FnMut(&RunResult),
+    mut each: impl FnMut(MatrixEvent<'_>),
 ) -> anyhow::Result<Vec<RunResult>> {
     let mut results = Vec::new();
     for cell in cells {
         for scenario in scenarios {
             for transport in transports {
                 let link = cell.link(seed);
+                each(MatrixEvent::Starting { cell, scenario: *scenario, transport: *transport });
                 let result = lab.run(*scenario, *transport, &link, cell.rtt_ms, cell.loss, params)?;
-                each(&result);
+                each(MatrixEvent::Finished(&result));
                 results.push(result);
             }
         }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use netsim::{Cell, GilbertElliott, Impairment, Lab, Mode, Params, RunResult, Scenario, Transport, report};
+use netsim::progress::MatrixProgress;
+use netsim::{
+    Cell, GilbertElliott, Impairment, Lab, MatrixEvent, Mode, Params, RunResult, Scenario, Transport, report,
+};
 
 #[derive(Parser)]
 #[command(name = "netsim", about = "DriftDB over WebTransport and WebSocket under loss, delay and outages")]
@@ -136,39 +139,54 @@ fn matrix(args: MatrixArgs) -> anyhow::Result<()> {
     let lab = Lab::start(args.mode, &server_bin)?;
     let jsonl_path = args.out.join("results.jsonl");
     let mut jsonl = std::fs::File::create(&jsonl_path)?;
-    let results = netsim::run_matrix(&lab, &cells, &args.scenarios, &args.transports, &params, args.seed, |r| {
-        let line = serde_json::to_string(r).expect("a result serialises");
-        let _ = writeln!(jsonl, "{line}");
-        eprintln!(
-            "{:>9} {:>2} loss {:>4.1}% rtt {:>3} ms: delivered {:>5.1}% p50 {:>7.1} p99 {:>7.1} ms converged {:?} \
-             failures {} reconnects {} ({:.1} s)",
-            r.scenario.name(),
-            r.transport.name(),
-            r.loss * 100.0,
-            r.rtt_ms,
-            r.delivery_ratio * 100.0,
-            r.latency_ms.p50,
-            r.latency_ms.p99,
-            r.converged,
-            r.session_failures,
-            r.reconnects,
-            r.wall_secs
-        );
+    let progress = MatrixProgress::on_stderr(cells.len() * args.scenarios.len() * args.transports.len());
+    let (scenarios, transports) = (&args.scenarios, &args.transports);
+    let results = netsim::run_matrix(&lab, &cells, scenarios, transports, &params, args.seed, |event| match event {
+        MatrixEvent::Starting { cell, scenario, transport } => progress.starting(cell, scenario, transport),
+        MatrixEvent::Finished(r) => {
+            let line = serde_json::to_string(r).expect("a result serialises");
+            let _ = writeln!(jsonl, "{line}");
+            progress.finished(&run_summary(r));
+        }
     })?;
+    progress.finish();
     drop(lab);
     write_reports(&results, &args.out)?;
-    eprintln!("wrote {}, summary.md and latency.png in {}", jsonl_path.display(), args.out.display());
+    eprintln!("wrote {}, summary.md, latency.png and report.html in {}", jsonl_path.display(), args.out.display());
     Ok(())
+}
+
+/// One line per finished run on stderr.
+fn run_summary(r: &RunResult) -> String {
+    format!(
+        "{:>9} {:>2} loss {:>4.1}% rtt {:>3} ms: delivered {:>5.1}% p50 {:>7.1} p99 {:>7.1} ms converged {:?} \
+         failures {} reconnects {} ({:.1} s)",
+        r.scenario.name(),
+        r.transport.name(),
+        r.loss * 100.0,
+        r.rtt_ms,
+        r.delivery_ratio * 100.0,
+        r.latency_ms.p50,
+        r.latency_ms.p99,
+        r.converged,
+        r.session_failures,
+        r.reconnects,
+        r.wall_secs
+    )
 }
 
 fn write_reports(results: &[RunResult], dir: &std::path::Path) -> anyhow::Result<()> {
     let table = report::markdown(results);
     std::fs::write(dir.join("summary.md"), &table)?;
     println!("{table}");
-    if results.iter().any(|r| r.scenario == Scenario::Cursors)
-        && let Err(error) = report::chart(results, &dir.join("latency.png"))
-    {
-        eprintln!("no chart: {error:#}");
+    let chart_path = dir.join("latency.png");
+    let mut chart = None;
+    if results.iter().any(|r| r.scenario == Scenario::Cursors) {
+        match report::chart(results, &chart_path) {
+            Ok(()) => chart = Some(std::fs::read(&chart_path)?),
+            Err(error) => eprintln!("no chart: {error:#}"),
+        }
     }
+    std::fs::write(dir.join("report.html"), report::html(&table, chart.as_deref()))?;
     Ok(())
 }

@@ -158,3 +158,59 @@ pub fn chart(results: &[RunResult], path: &Path) -> anyhow::Result<()> {
     root.present().with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }
+
+/// One self-contained HTML page: the summary table (from [`markdown`]'s output) and the latency chart inlined as a
+/// `data:` URL, so the page is the only file a reader needs.
+pub fn html(markdown_table: &str, chart_png: Option<&[u8]>) -> String {
+    use base64::Engine;
+    let mut rows = markdown_table.lines().filter(|line| line.starts_with('|'));
+    let cells = |line: &str| -> Vec<String> {
+        line.trim().trim_matches('|').split('|').map(|cell| html_cell(cell.trim())).collect()
+    };
+    let mut out = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>DriftDB netsim report</title>\n\
+         <style>body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse;font-size:0.9rem}\
+         th,td{border:1px solid #ccc;padding:0.25rem 0.5rem;text-align:right}th:nth-child(-n+2),td:nth-child(-n+2)\
+         {text-align:left}img{max-width:100%}</style></head>\n<body>\n<h1>DriftDB netsim report</h1>\n<table>\n",
+    );
+    if let Some(header) = rows.next() {
+        out.push_str(&format!(
+            "<tr>{}</tr>\n",
+            cells(header).iter().map(|c| format!("<th>{c}</th>")).collect::<String>()
+        ));
+    }
+    for row in rows.skip(1) {
+        out.push_str(&format!("<tr>{}</tr>\n", cells(row).iter().map(|c| format!("<td>{c}</td>")).collect::<String>()));
+    }
+    out.push_str("</table>\n");
+    if let Some(png) = chart_png {
+        let data = base64::engine::general_purpose::STANDARD.encode(png);
+        out.push_str(&format!("<h2>Latency</h2>\n<img alt=\"latency chart\" src=\"data:image/png;base64,{data}\">\n"));
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// A Markdown table cell as HTML: escaped, `**bold**` kept as bold.
+fn html_cell(text: &str) -> String {
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    match escaped.strip_prefix("**").and_then(|rest| rest.strip_suffix("**")) {
+        Some(bold) => format!("<strong>{bold}</strong>"),
+        None => escaped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_html_report_holds_the_table_and_the_chart_inline() {
+        let table = "| scenario | transport |\n| --- | --- |\n| cursors | wt <x> |\n| state | **no** |\n";
+        let page = super::html(table, Some(&[0x89, b'P', b'N', b'G']));
+        assert!(page.contains("<tr><th>scenario</th><th>transport</th></tr>"), "{page}");
+        assert!(page.contains("<tr><td>cursors</td><td>wt &lt;x&gt;</td></tr>"), "{page}");
+        assert!(page.contains("<td><strong>no</strong></td>"), "{page}");
+        assert!(!page.contains("---"), "the separator row is not a row: {page}");
+        assert!(page.contains("src=\"data:image/png;base64,iVBORw==\""), "{page}");
+        assert!(!super::html(table, None).contains("<img"));
+    }
+}

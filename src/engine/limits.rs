@@ -8,7 +8,8 @@ use std::time::Duration;
 pub struct Limits {
     /// Keys a room may hold (stored or subscribed). Beyond it, a push or get naming a new key gets an `error`.
     pub max_keys_per_room: usize,
-    /// Bytes of stored values a room may hold. Beyond it, an append or replace gets an `error` and stores nothing.
+    /// Bytes a room may store: values, keys and per-entry overhead. Beyond it, an append or replace gets an `error`
+    /// and stores nothing.
     pub max_room_bytes: usize,
     /// Connections in one room; the next one is closed with 4003.
     pub max_connections_per_room: usize,
@@ -33,7 +34,14 @@ impl Default for Limits {
     }
 }
 
-/// Bytes a stored entry is accounted with: its value plus bookkeeping.
+/// Bytes a stored entry is accounted with: its value plus bookkeeping (its seq and the stream's slot).
 pub(crate) fn entry_cost(value_len: usize) -> usize {
     value_len + 16
+}
+
+/// Bytes a key with a stored stream is accounted with besides its entries: its name plus the map slot around it.
+/// Charged when the key's first entry is stored; a stored key lives as long as its room, so it is never refunded.
+/// Without it, long keys with tiny values filled memory past the room's limit.
+pub(crate) fn key_cost(key_len: usize) -> usize {
+    key_len + 64
 }

@@ -19,7 +19,7 @@ pub use outbox::Outbox;
 pub use record::{Journal, MemoryJournal, Record, StorageUnavailable, StoredRoom};
 use room::Census;
 pub(crate) use room::new_epoch;
-pub use room::{ConnId, Connection, EngineError, Room};
+pub use room::{ConnId, Connection, ConnectionCounts, EngineError, KeySnapshot, Room, RoomSnapshot};
 pub use room_id::{InvalidRoomId, MAX_ROOM_ID_LEN, RoomId};
 
 use crate::close::CloseReason;

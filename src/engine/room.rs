@@ -5,16 +5,21 @@
 //! subscribers of a key see one order, a `get`'s replay and its live pushes neither overlap nor leave a gap, and a
 //! sender's `stream_size` follows its own echo. Nothing in here awaits, so the lock is never held across an await.
 
+mod inspect;
+
+pub use inspect::{ConnectionCounts, KeySnapshot, RoomSnapshot};
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::limits::{Limits, entry_cost};
+use super::limits::{Limits, entry_cost, key_cost};
 use super::outbox::Outbox;
 use super::record::{Journal, Record, StorageUnavailable, StoredRoom};
 use super::room_id::{RoomId, random_u128};
 use crate::close::CloseReason;
+use crate::metrics::Transport;
 use crate::protocol::{Action, ClientMessage, Entry, Key, Outgoing, Replay, ServerMessage, Value};
 
 /// Server-wide counts kept by the rooms themselves, so they stay right however a room or connection goes away.
@@ -67,7 +72,7 @@ struct RoomState {
     seq: u64,
     /// Whether the store knows this room (its `Created` record was queued), so the epoch is written once.
     known_to_store: bool,
-    /// Bytes of stored entries, as accounted by [`entry_cost`].
+    /// Bytes of stored keys and entries, as accounted by [`key_cost`] and [`entry_cost`].
     stored_bytes: usize,
     /// Last connect, disconnect or write: rooms idle past their TTL expire.
     last_active: Instant,
@@ -87,6 +92,8 @@ struct KeyState {
 
 struct ConnState {
     subscriptions: HashSet<Key>,
+    /// Which transport carries the connection, for the inspector (set by the transport after connecting).
+    transport: Option<Transport>,
 }
 
 impl Room {
@@ -105,7 +112,13 @@ impl Room {
         journal: Arc<dyn Journal>,
     ) -> Self {
         census.allocated_rooms.fetch_add(1, Ordering::AcqRel);
-        let stored_bytes = stored.keys.iter().flat_map(|(_, s)| s).map(|e| entry_cost(e.value.len())).sum();
+        // Charged as `store` charges them: each key with a stored entry once, then each entry.
+        let stored_bytes = stored
+            .keys
+            .iter()
+            .filter(|(_, stream)| !stream.is_empty())
+            .map(|(key, stream)| key_cost(key.len()) + stream.iter().map(|e| entry_cost(e.value.len())).sum::<usize>())
+            .sum();
         let keys = stored
             .keys
             .into_iter()
@@ -187,7 +200,7 @@ impl Room {
         state.last_active = Instant::now();
         let id = state.next_conn;
         state.next_conn += 1;
-        state.conns.insert(id, ConnState { subscriptions: HashSet::new() });
+        state.conns.insert(id, ConnState { subscriptions: HashSet::new(), transport: None });
         if debug {
             for (key, key_state) in &state.keys {
                 if !key_state.stream.is_empty() {
@@ -331,7 +344,10 @@ impl RoomState {
         if existing.is_none() && self.keys.len() >= limits.max_keys_per_room {
             return Err(EngineError::KeyLimit { max: limits.max_keys_per_room });
         }
-        let added = entry_cost(value_len);
+        // A compact of a key without entries stores nothing, so only appends and replaces can store a new key.
+        let first_entry =
+            existing.is_none_or(|k| k.stream.is_empty()) && matches!(action, Action::Append | Action::Replace);
+        let added = entry_cost(value_len) + if first_entry { key_cost(key.len()) } else { 0 };
         if added > freed && self.stored_bytes + added - freed > limits.max_room_bytes {
             return Err(EngineError::StorageLimit { max: limits.max_room_bytes });
         }
@@ -349,16 +365,17 @@ impl RoomState {
 
     /// Stores an appended or replacing entry; returns whether the stored stream changed.
     fn store(&mut self, key: &Key, entry: Entry, action: Action) -> bool {
-        let stream = match action {
-            Action::Append => &mut self.keys.entry(key.clone()).or_default().stream,
-            Action::Replace => {
-                let stream = &mut self.keys.entry(key.clone()).or_default().stream;
-                self.stored_bytes -= stream.iter().map(|e| entry_cost(e.value.len())).sum::<usize>();
-                stream.clear();
-                stream
-            }
-            Action::Relay | Action::Compact { .. } => return false,
-        };
+        if !matches!(action, Action::Append | Action::Replace) {
+            return false;
+        }
+        let stream = &mut self.keys.entry(key.clone()).or_default().stream;
+        if stream.is_empty() {
+            self.stored_bytes += key_cost(key.len());
+        }
+        if action == Action::Replace {
+            self.stored_bytes -= stream.iter().map(|e| entry_cost(e.value.len())).sum::<usize>();
+            stream.clear();
+        }
         self.stored_bytes += entry_cost(entry.value.len());
         stream.push(entry);
         true
@@ -472,6 +489,13 @@ impl Connection {
 
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
+    }
+
+    /// Records the transport carrying this connection, for the room inspector's counts.
+    pub fn set_transport(&self, transport: Transport) {
+        if let Some(conn) = self.room.lock().conns.get_mut(&self.id) {
+            conn.transport = Some(transport);
+        }
     }
 
     /// Applies one client message; every reply (push echo, init, stream_size, pong, error) goes to the outbox.

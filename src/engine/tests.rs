@@ -356,17 +356,38 @@ fn key_limit_refuses_new_keys_only() {
 #[test]
 fn storage_limit_counts_replace_and_compact_as_freeing() {
     let cost = super::limits::entry_cost(value(1).len());
-    let room = limited(|l| l.max_room_bytes = 3 * cost).create().unwrap();
+    let key = super::limits::key_cost(1);
+    let room = limited(|l| l.max_room_bytes = 3 * cost + key).create().unwrap();
     for n in 1..=3 {
         room.handle_http(push("k", n, Action::Append)).unwrap();
     }
-    assert_eq!(room.handle_http(push("k", 4, Action::Append)), Err(EngineError::StorageLimit { max: 3 * cost }));
-    assert_eq!(room.stored_bytes(), 3 * cost);
+    let full = Err(EngineError::StorageLimit { max: 3 * cost + key });
+    assert_eq!(room.handle_http(push("k", 4, Action::Append)), full);
+    assert_eq!(room.stored_bytes(), 3 * cost + key);
     room.handle_http(push("k", 9, Action::Compact { seq: 2 })).unwrap();
-    assert_eq!(room.stored_bytes(), 2 * cost);
+    assert_eq!(room.stored_bytes(), 2 * cost + key);
     room.handle_http(push("k", 4, Action::Append)).unwrap();
     room.handle_http(push("k", 5, Action::Replace)).unwrap();
-    assert_eq!(room.stored_bytes(), cost);
+    assert_eq!(room.stored_bytes(), cost + key, "the key is charged once, whatever its stream went through");
+}
+
+#[test]
+fn storage_limit_charges_each_stored_key_once() {
+    let long: Key = "k".repeat(900).into();
+    let room = limited(|l| l.max_room_bytes = 1_000).create().unwrap();
+    let append =
+        |key: &Key| ClientMessage::Push { key: key.clone(), value: value(1), action: Action::Append, volatile: false };
+    // The value is tiny, the key is not: 900 bytes of key plus overhead fit once.
+    room.handle_http(append(&long)).unwrap();
+    let charged = super::limits::key_cost(900) + super::limits::entry_cost(value(1).len());
+    assert_eq!(room.stored_bytes(), charged);
+    let other: Key = "j".repeat(900).into();
+    assert_eq!(room.handle_http(append(&other)), Err(EngineError::StorageLimit { max: 1_000 }));
+    // A compact of a key with no entries stores nothing and is not charged.
+    let compact =
+        ClientMessage::Push { key: other, value: value(1), action: Action::Compact { seq: 1 }, volatile: false };
+    room.handle_http(compact).unwrap();
+    assert_eq!(room.stored_bytes(), charged);
 }
 
 #[test]
@@ -506,7 +527,8 @@ fn a_stored_room_is_restored_with_its_epoch_seq_streams_and_limits() {
     assert_eq!(&**room.epoch(), "00000000000000aa");
     assert_eq!(room.current_seq(), 9);
     assert_eq!(stored(&room, "k"), vec![(1, 4), (2, 9)]);
-    assert_eq!(room.stored_bytes(), 2 * limits::entry_cost(value(1).len()));
+    // The key counts once, as it did when it was first written.
+    assert_eq!(room.stored_bytes(), limits::key_cost(1) + 2 * limits::entry_cost(value(1).len()));
     room.handle_http(push("k", 3, Action::Append)).unwrap();
     // Known to the store already: no second Created record, and seqs go on from the stored one.
     assert_eq!(

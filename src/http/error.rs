@@ -21,6 +21,26 @@ impl ApiError {
         ApiError { status: StatusCode::FORBIDDEN, message: message.to_string() }
     }
 
+    /// 404: no such thing (e.g. a room the inspector asks about does not exist).
+    pub fn not_found(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.to_string() }
+    }
+
+    /// 408: the client did not send its request in time.
+    pub fn request_timeout(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::REQUEST_TIMEOUT, message: message.to_string() }
+    }
+
+    /// 413: the body is over `--max-message-bytes`.
+    pub fn payload_too_large(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, message: message.to_string() }
+    }
+
+    /// 429: this client's own rate (e.g. of new rooms) is exceeded; others are not affected.
+    pub fn too_many_requests(message: impl ToString) -> Self {
+        ApiError { status: StatusCode::TOO_MANY_REQUESTS, message: message.to_string() }
+    }
+
     /// 503: a server-wide capacity limit (e.g. the number of rooms) is reached.
     pub fn unavailable(message: impl ToString) -> Self {
         ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.to_string() }

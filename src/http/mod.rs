@@ -1,6 +1,8 @@
-//! The axum application: room API, WebSocket connections, HTTP send, health and the demos' static files.
+//! The axum application: room API, WebSocket connections, HTTP send, health, and the demos' static files (from
+//! `--static-dir`, a build in the checkout, or the copy embedded in the binary).
 
 mod error;
+mod listener;
 mod rooms;
 mod send;
 mod websocket;
@@ -14,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
+
+pub use listener::{DrainBeforeClose, HttpBounds, serve};
 
 use crate::admission::Admission;
 use crate::config::ServerConfig;
@@ -47,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/room/{id}", get(rooms::room_info))
         .route("/room/{id}/connect", get(websocket::connect))
         .route("/room/{id}/send", post(send::send))
+        .route("/room/{id}/inspect", get(rooms::inspect))
+        .route("/inspect", get(crate::embedded::inspect))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(body_limit)
@@ -57,7 +63,10 @@ pub fn router(state: AppState) -> Router {
             tracing::info!(dir = %dir.display(), "serving static files at /");
             router.fallback_service(ServeDir::new(dir))
         }
-        None => router,
+        None => {
+            tracing::info!(demos = crate::embedded::has_demos(), "serving the files built into the binary at /");
+            router.fallback(crate::embedded::serve)
+        }
     }
 }
 

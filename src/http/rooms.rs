@@ -1,27 +1,46 @@
 //! `POST /new` and `GET /room/{id}`: room info with the URLs a client connects to.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::engine::RoomId;
+use crate::engine::{RoomId, RoomSnapshot};
 use crate::room_info::RoomInfo;
 
-pub async fn new_room(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<RoomInfo>, ApiError> {
+pub async fn new_room(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<RoomInfo>, ApiError> {
+    state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
     let room = state.rooms.create().map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, room.id())))
 }
 
 pub async fn room_info(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RoomInfo>, ApiError> {
     let id = parse_room_id(&id)?;
+    // Looking up a room that exists is free; making one counts like `POST /new`, or random ids would bypass it.
+    if state.rooms.get(&id).is_none() {
+        state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
+    }
     state.rooms.get_or_create(&id).map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, &id)))
+}
+
+/// `GET /room/{id}/inspect`: the room inspector's snapshot. An unknown room is 404: inspecting creates nothing.
+pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RoomSnapshot>, ApiError> {
+    let id = parse_room_id(&id)?;
+    let room = state.rooms.get(&id).ok_or_else(|| ApiError::not_found(format!("no room {id} on this server")))?;
+    Ok(Json(room.inspect()))
 }
 
 /// Parses a room id from the path, or answers 400.

@@ -1,7 +1,7 @@
 //! `POST /room/{id}/send`: one client message over plain HTTP, answered with the direct reply as JSON.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
@@ -9,10 +9,16 @@ use super::AppState;
 use super::error::ApiError;
 use super::rooms::parse_room_id;
 use crate::engine::{EngineError, HttpSendError};
-use crate::protocol::tree;
+use crate::protocol::{Dialect, tree};
 
-pub async fn send(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn send(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
     let id = parse_room_id(&id)?;
+    let body = read_body(body, &state).await?;
     let decoded = tree::decode_json(&body);
     state.metrics.http_message(&decoded, body.len());
     let message = decoded.map_err(ApiError::bad_request)?;
@@ -21,6 +27,24 @@ pub async fn send(State(state): State<AppState>, Path(id): Path<String>, body: B
         HttpSendError::Engine(e @ EngineError::Storage(_)) => ApiError::unavailable(e),
         HttpSendError::Engine(e) => ApiError::bad_request(e),
     })?;
-    let body = reply.map_or_else(|| "null".to_owned(), |m| tree::encode_json(&m));
+    let dialect = Dialect::from_ext_flag(asks_for_extensions(query.as_deref()));
+    let body = reply.map_or_else(|| "null".to_owned(), |m| tree::encode_json(&m, dialect));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The whole body, within `--max-message-bytes` (413) and `--http-body-timeout-ms` (408): a per-chunk timeout would
+/// let a client trickling one byte at a time hold the request forever, so the deadline is for the whole body.
+async fn read_body(body: Body, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.config.max_message_bytes;
+    match tokio::time::timeout(state.config.limits.http_body_timeout(), axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::request_timeout("the request body did not arrive in time")),
+        Ok(Err(_)) => Err(ApiError::payload_too_large(format!("the body is larger than {limit} bytes"))),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+/// `ext=true` in the query: the caller is one of our clients and understands the extended shapes. A query
+/// parameter rather than a header, so that a browser's send stays a simple request, without a CORS preflight.
+fn asks_for_extensions(query: Option<&str>) -> bool {
+    query.unwrap_or_default().split('&').any(|pair| pair == "ext=true")
 }

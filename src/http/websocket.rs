@@ -2,14 +2,14 @@
 //!
 //! Each connection runs a reader (decode, hand to the engine) and a writer task (drain the outbox, several frames
 //! per flush). Text frames are JSON and binary frames CBOR in both directions; `?cbor=true` picks what the server
-//! sends.
+//! sends, `?ext=true` opts in to our extended message shapes (see [`Dialect`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use bytes::Bytes;
@@ -18,14 +18,14 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::AppState;
 use super::error::ApiError;
 use super::rooms::parse_room_id;
+use super::{AppState, DrainBeforeClose};
 use crate::admission::MessageRate;
 use crate::close::CloseReason;
 use crate::engine::{Connection, Outbox};
 use crate::metrics::{ConnectionMetrics, MessageKind, Transport};
-use crate::protocol::{DecodeError, Outgoing, WireFormat, tree};
+use crate::protocol::{DecodeError, Dialect, Outgoing, WireFormat, tree};
 
 /// Most messages written per flush.
 const BATCH: usize = 64;
@@ -43,10 +43,12 @@ const READ_BUFFER: usize = 2 * 1024;
 struct ConnectFlags {
     cbor: bool,
     debug: bool,
+    /// Our own clients say `ext=true`: they get `epoch` and the other fields the reference server never sends.
+    ext: bool,
 }
 
 impl ConnectFlags {
-    /// Parses `cbor` and `debug`. The published 1.0.12 client appends `?cbor=true` again on every reconnect
+    /// Parses `cbor`, `debug` and `ext`. The published 1.0.12 client appends `?cbor=true` again on every reconnect
     /// (`?cbor=true?cbor=true`), so `?` separates parameters here just like `&`.
     fn parse(query: Option<&str>) -> Self {
         let mut flags = ConnectFlags::default();
@@ -54,6 +56,7 @@ impl ConnectFlags {
             match pair.split_once('=') {
                 Some(("cbor", value)) => flags.cbor = value == "true",
                 Some(("debug", value)) => flags.debug = value == "true",
+                Some(("ext", value)) => flags.ext = value == "true",
                 _ => {}
             }
         }
@@ -67,8 +70,10 @@ pub async fn connect(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    drain: Option<Extension<DrainBeforeClose>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    let drain = drain.map(|Extension(drain)| drain).unwrap_or_default();
     let id = parse_room_id(&id)?;
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     state.admission.check_origin(origin).map_err(ApiError::forbidden)?;
@@ -80,14 +85,14 @@ pub async fn connect(
     Ok(upgrade.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| {
         let outbox = Arc::new(Outbox::new(state.config.outbox_bytes));
         let connection = admitted.and_then(|()| state.rooms.connect(&id, outbox, flags.debug));
-        let format = if flags.cbor { WireFormat::Cbor } else { WireFormat::Json };
+        let format = (if flags.cbor { WireFormat::Cbor } else { WireFormat::Json }, Dialect::from_ext_flag(flags.ext));
         let tracker = state.connections.clone();
         let task = async move {
             match connection {
-                Ok(connection) => serve(socket, connection, format, &state).await,
+                Ok(connection) => serve(socket, connection, format, &state, &drain).await,
                 Err(reason) => {
                     state.metrics.closed(reason);
-                    refuse(socket, reason).await
+                    refuse(socket, reason, &drain).await
                 }
             }
         };
@@ -96,25 +101,40 @@ pub async fn connect(
 }
 
 /// Closes a just-upgraded socket with the reason it was refused.
-async fn refuse(mut socket: WebSocket, reason: CloseReason) {
+/// Closes a just-upgraded socket with the reason it was refused, gracefully: the client may already be sending (its
+/// first `get`s), and closing on unread input would reset the connection and lose the close frame.
+async fn refuse(socket: WebSocket, reason: CloseReason, drain: &DrainBeforeClose) {
     debug!(reason = reason.name(), "websocket refused");
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close_frame(reason))).await;
+    let (mut sink, mut stream) = socket.split();
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close_frame(reason))).await;
+    drain.request();
+    let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, until_close(&mut stream)).await;
 }
 
-async fn serve(socket: WebSocket, connection: Connection, format: WireFormat, state: &AppState) {
+async fn serve(
+    socket: WebSocket,
+    connection: Connection,
+    format: (WireFormat, Dialect),
+    state: &AppState,
+    drain: &DrainBeforeClose,
+) {
     let (sink, mut stream) = socket.split();
     let outbox = connection.outbox().clone();
     let limits = &state.config.limits;
     let metrics = Arc::new(state.metrics.connection(Transport::Websocket));
+    connection.set_transport(Transport::Websocket);
     let writer = Writer { outbox: outbox.clone(), format, metrics: metrics.clone() };
     let ping_every = limits.idle_timeout() / 3;
     let mut writer = tokio::spawn(writer.run(sink, ping_every, state.shutdown.clone()));
     let reader = Reader { connection: &connection, rate: MessageRate::new(limits), metrics };
     let reader = reader.run(&mut stream, limits.idle_timeout());
     // `None`: the peer left. `Some(writer_done)`: the server closes (a broken limit, shutdown, slow consumer).
+    let mut unread_input = false;
     let server_closes = tokio::select! {
         reason = reader => reason.map(|reason| {
             debug!(reason = reason.name(), "closing websocket");
+            // The rest of an oversized frame is still unread: the framing cannot be followed past it.
+            unread_input = reason == CloseReason::MessageTooBig;
             outbox.close(reason);
             false
         }),
@@ -133,6 +153,11 @@ async fn serve(socket: WebSocket, connection: Connection, format: WireFormat, st
             if !writer_done {
                 // The writer sends the close frame (bounded by CLOSE_TIMEOUT).
                 let _ = writer.await;
+            }
+            if unread_input {
+                // The rest of the oversized frame is read away when the socket goes: a close with unread input
+                // is a reset, which destroys the close frame before the peer reads it (1006 instead of 1009).
+                drain.request();
             }
             // Keep the socket open until the peer answers our close frame, so that it reads the frame (and its
             // code) before the TCP connection goes away, as RFC 6455 asks.
@@ -193,16 +218,28 @@ fn dispatch(connection: &Connection, decoded: Result<crate::protocol::ClientMess
 fn close_reason_for(error: axum::Error) -> Option<CloseReason> {
     let error = error.into_inner();
     debug!(%error, "websocket read failed");
+    // RFC 6455 7.4.1: each violation has its code. I/O errors and resets mean the peer is gone: nothing to tell.
     match error.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => Some(CloseReason::MessageTooBig),
+        Some(tungstenite::Error::Utf8(_)) => Some(CloseReason::InvalidUtf8),
+        Some(tungstenite::Error::Protocol(violation)) if !is_peer_gone(violation) => {
+            Some(CloseReason::ProtocolViolation)
+        }
         _ => None,
     }
+}
+
+/// Whether a tungstenite protocol error only says that the peer went away (a reset or a close after close) rather
+/// than that it broke the framing rules.
+fn is_peer_gone(error: &tungstenite::error::ProtocolError) -> bool {
+    use tungstenite::error::ProtocolError;
+    matches!(error, ProtocolError::ResetWithoutClosingHandshake | ProtocolError::ReceivedAfterClosing)
 }
 
 /// The sending half of a connection: drains the outbox, several frames per flush.
 struct Writer {
     outbox: Arc<Outbox>,
-    format: WireFormat,
+    format: (WireFormat, Dialect),
     metrics: Arc<ConnectionMetrics>,
 }
 
@@ -267,11 +304,17 @@ fn close_frame(reason: CloseReason) -> Message {
     Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.text().into() }))
 }
 
-/// The frame carrying `message` in `format`, and its payload length.
-fn frame(message: &Outgoing, format: WireFormat) -> (Message, usize) {
+/// The frame carrying `message` in `format` and dialect, and its payload length.
+fn frame(message: &Outgoing, (format, dialect): (WireFormat, Dialect)) -> (Message, usize) {
     match format {
-        WireFormat::Cbor => (Message::Binary(message.cbor().clone()), message.cbor().len()),
-        WireFormat::Json | WireFormat::Postcard => (Message::Text(message.json().clone()), message.json().len()),
+        WireFormat::Cbor => {
+            let bytes = message.cbor(dialect);
+            (Message::Binary(bytes.clone()), bytes.len())
+        }
+        WireFormat::Json | WireFormat::Postcard => {
+            let text = message.json(dialect);
+            (Message::Text(text.clone()), text.len())
+        }
     }
 }
 
@@ -281,9 +324,11 @@ mod tests {
 
     #[test]
     fn flags_survive_the_reference_clients_growing_url() {
+        let flags = |cbor, debug, ext| ConnectFlags { cbor, debug, ext };
         assert_eq!(ConnectFlags::parse(None), ConnectFlags::default());
-        assert_eq!(ConnectFlags::parse(Some("cbor=true")), ConnectFlags { cbor: true, debug: false });
-        assert_eq!(ConnectFlags::parse(Some("cbor=true?cbor=true")), ConnectFlags { cbor: true, debug: false });
-        assert_eq!(ConnectFlags::parse(Some("debug=true&cbor=false")), ConnectFlags { cbor: false, debug: true });
+        assert_eq!(ConnectFlags::parse(Some("cbor=true")), flags(true, false, false));
+        assert_eq!(ConnectFlags::parse(Some("cbor=true?cbor=true")), flags(true, false, false));
+        assert_eq!(ConnectFlags::parse(Some("debug=true&cbor=false")), flags(false, true, false));
+        assert_eq!(ConnectFlags::parse(Some("ext=true&cbor=true?cbor=true")), flags(true, false, true));
     }
 }

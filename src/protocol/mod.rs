@@ -3,8 +3,10 @@
 //! - [`tree`]: JSON text and CBOR binary frames (WebSocket, HTTP send). JSON is parsed straight into a CBOR tree so
 //!   that both encodings share one message parser.
 //! - [`postcard`]: the WebTransport envelope (control stream and datagrams).
-//! - [`outgoing`]: a server message shared by every recipient, encoded lazily at most once per wire format.
+//! - [`outgoing`]: a server message shared by every recipient, encoded lazily at most once per wire format and
+//!   [`Dialect`].
 
+mod dialect;
 pub mod outgoing;
 pub mod postcard;
 pub mod tree;
@@ -12,6 +14,7 @@ mod value;
 
 use std::sync::Arc;
 
+pub use dialect::Dialect;
 pub use outgoing::{Outgoing, WireFormat};
 pub use value::Value;
 
@@ -112,6 +115,8 @@ pub enum DecodeError {
     MissingField(&'static str),
     #[error("field `{field}` must be {expected}")]
     WrongType { field: &'static str, expected: &'static str },
+    #[error("field `{0}` is too large: integers are at most 18446744073709551615")]
+    TooLarge(&'static str),
     #[error("unknown message type `{0}`")]
     UnknownType(String),
     #[error("unknown action type `{0}`")]

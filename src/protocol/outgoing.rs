@@ -1,14 +1,15 @@
 //! A server message on its way to one or many recipients.
 //!
 //! The message is built once and shared (`Arc`) by every subscriber's queue; each wire format's bytes are produced
-//! lazily, the first time a recipient using that format needs them, and then reused by all others.
+//! lazily, the first time a recipient using that format needs them, and then reused by all others. A message that
+//! differs by [`Dialect`] (an `init`, a volatile `push`) has a second variant per format, also encoded at most once.
 
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 
-use super::{ServerMessage, postcard, tree};
+use super::{Dialect, ServerMessage, postcard, tree};
 
 /// The encodings a recipient may want.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,9 +27,32 @@ struct Inner {
     message: ServerMessage,
     size: usize,
     // JSON is kept as `Utf8Bytes` so that a WebSocket text frame is a cheap clone, not a copy plus UTF-8 check.
-    json: OnceLock<Utf8Bytes>,
-    cbor: OnceLock<Bytes>,
+    json: Variants<Utf8Bytes>,
+    cbor: Variants<Bytes>,
+    /// WebTransport is ours alone: its clients always get the extended shapes.
     postcard: OnceLock<Bytes>,
+}
+
+/// One wire format's encodings of a message, per dialect.
+struct Variants<T> {
+    extended: OnceLock<T>,
+    /// Used only by messages that differ by dialect; the others share `extended` (the bytes are the same).
+    reference: OnceLock<T>,
+}
+
+impl<T> Variants<T> {
+    fn new() -> Self {
+        Variants { extended: OnceLock::new(), reference: OnceLock::new() }
+    }
+
+    fn get(&self, message: &ServerMessage, dialect: Dialect, encode: impl FnOnce(&ServerMessage, Dialect) -> T) -> &T {
+        let dialect = if message.differs_by_dialect() { dialect } else { Dialect::Extended };
+        let cell = match dialect {
+            Dialect::Extended => &self.extended,
+            Dialect::Reference => &self.reference,
+        };
+        cell.get_or_init(|| encode(message, dialect))
+    }
 }
 
 impl Outgoing {
@@ -37,8 +61,8 @@ impl Outgoing {
         Outgoing(Arc::new(Inner {
             message,
             size,
-            json: OnceLock::new(),
-            cbor: OnceLock::new(),
+            json: Variants::new(),
+            cbor: Variants::new(),
             postcard: OnceLock::new(),
         }))
     }
@@ -60,12 +84,12 @@ impl Outgoing {
         }
     }
 
-    pub fn json(&self) -> &Utf8Bytes {
-        self.0.json.get_or_init(|| Utf8Bytes::from(tree::encode_json(&self.0.message)))
+    pub fn json(&self, dialect: Dialect) -> &Utf8Bytes {
+        self.0.json.get(&self.0.message, dialect, |m, d| Utf8Bytes::from(tree::encode_json(m, d)))
     }
 
-    pub fn cbor(&self) -> &Bytes {
-        self.0.cbor.get_or_init(|| Bytes::from(tree::encode_cbor(&self.0.message)))
+    pub fn cbor(&self, dialect: Dialect) -> &Bytes {
+        self.0.cbor.get(&self.0.message, dialect, |m, d| Bytes::from(tree::encode_cbor(m, d)))
     }
 
     /// The postcard encoding, without framing (a datagram carries it as is; the control stream adds a length).
@@ -73,11 +97,11 @@ impl Outgoing {
         self.0.postcard.get_or_init(|| Bytes::from(postcard::encode_server(&self.0.message)))
     }
 
-    /// The bytes of this message in `format`.
-    pub fn encoded(&self, format: WireFormat) -> Bytes {
+    /// The bytes of this message in `format`, with the fields of `dialect` (postcard is always extended).
+    pub fn encoded(&self, format: WireFormat, dialect: Dialect) -> Bytes {
         match format {
-            WireFormat::Json => Bytes::from(self.json().clone()),
-            WireFormat::Cbor => self.cbor().clone(),
+            WireFormat::Json => Bytes::from(self.json(dialect).clone()),
+            WireFormat::Cbor => self.cbor(dialect).clone(),
             WireFormat::Postcard => self.postcard().clone(),
         }
     }
@@ -86,5 +110,28 @@ impl Outgoing {
 impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.message.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Entry, Value};
+
+    #[test]
+    fn each_variant_is_encoded_once_and_shared_when_the_dialects_agree() {
+        let pong = Outgoing::new(ServerMessage::Pong { nonce: Some(1) });
+        // Same bytes for both dialects: one encoding, the same buffer.
+        assert!(std::ptr::eq(pong.json(Dialect::Reference), pong.json(Dialect::Extended)));
+        assert!(std::ptr::eq(pong.cbor(Dialect::Reference), pong.cbor(Dialect::Extended)));
+
+        let value = Value::from_tree(ciborium::Value::Integer(1.into()));
+        let init = ServerMessage::Init { key: "k".into(), data: vec![Entry { value, seq: 1 }], epoch: "e".into() };
+        let init = Outgoing::new(init);
+        assert_ne!(init.json(Dialect::Reference), init.json(Dialect::Extended));
+        assert_ne!(init.cbor(Dialect::Reference), init.cbor(Dialect::Extended));
+        // Asked again (by the next subscriber), each variant is the cached one.
+        assert!(std::ptr::eq(init.json(Dialect::Reference), init.json(Dialect::Reference)));
+        assert!(std::ptr::eq(init.cbor(Dialect::Extended), init.cbor(Dialect::Extended)));
     }
 }

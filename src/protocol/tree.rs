@@ -9,7 +9,9 @@ use ciborium_ll::{Encoder, Header};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{Action, ClientMessage, DecodeError, Entry, Key, Replay, ServerMessage, Value};
+#[cfg(test)]
+use super::value::MAX_DEPTH;
+use super::{Action, ClientMessage, DecodeError, Dialect, Entry, Key, Replay, ServerMessage, Value};
 
 /// Decodes a JSON text frame or HTTP body.
 pub fn decode_json(text: &[u8]) -> Result<ClientMessage, DecodeError> {
@@ -65,8 +67,12 @@ fn as_u64(value: Cbor, field: &'static str) -> Result<u64, DecodeError> {
     let wrong = DecodeError::WrongType { field, expected: "a non-negative integer" };
     match value {
         Cbor::Integer(i) => u64::try_from(i).map_err(|_| wrong),
-        // JavaScript has no integers: accept a float that holds one exactly.
-        Cbor::Float(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
+        // JavaScript has no integers: accept a float that holds one exactly. `u64::MAX as f64` is 2^64, one past
+        // the largest u64, so it is excluded: a cast would silently clamp it (and anything larger) to 2^64 - 1.
+        Cbor::Float(f) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => Ok(f as u64),
+        // A CBOR bignum (tag 2) or a JSON number past 2^64: too large, not of the wrong kind.
+        Cbor::Float(f) if f.fract() == 0.0 && f >= u64::MAX as f64 => Err(DecodeError::TooLarge(field)),
+        Cbor::Tag(2, _) => Err(DecodeError::TooLarge(field)),
         _ => Err(wrong),
     }
 }
@@ -108,7 +114,7 @@ pub fn from_tree(tree: Cbor) -> Result<ClientMessage, DecodeError> {
         "unsubscribe" => Ok(ClientMessage::Unsubscribe { key: f.key()? }),
         "ping" => Ok(ClientMessage::Ping { nonce: f.optional_u64("nonce")?.flatten() }),
         "goodbye" => Ok(ClientMessage::Goodbye),
-        _ => Err(DecodeError::UnknownType(kind)),
+        _ => Err(DecodeError::UnknownType(echo(kind))),
     }
 }
 
@@ -128,8 +134,21 @@ fn action(tree: Cbor) -> Result<Action, DecodeError> {
             Some(Some(seq)) => Ok(Action::Compact { seq }),
             _ => Err(DecodeError::MissingField("seq")),
         },
-        _ => Err(DecodeError::UnknownAction(kind)),
+        _ => Err(DecodeError::UnknownAction(echo(kind))),
     }
+}
+
+/// The longest client-sent name echoed back in an error; a longer one is cut (at a character boundary) and marked.
+const MAX_ECHO_CHARS: usize = 64;
+
+/// A client-sent name as the error message quotes it: whole when short, else its first [`MAX_ECHO_CHARS`]
+/// characters and `…`, so a 100 kB `type` does not come back as a 100 kB error.
+fn echo(mut name: String) -> String {
+    if let Some((cut, _)) = name.char_indices().nth(MAX_ECHO_CHARS) {
+        name.truncate(cut);
+        name.push('…');
+    }
+    name
 }
 
 /// The JSON shape of server messages, borrowing the value's cached JSON text.
@@ -146,7 +165,8 @@ enum JsonOut<'a> {
     Init {
         key: &'a str,
         data: Vec<JsonEntry<'a>>,
-        epoch: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
     },
     StreamSize {
         key: &'a str,
@@ -166,16 +186,17 @@ struct JsonEntry<'a> {
     seq: u64,
 }
 
-/// Encodes a server message as JSON text.
-pub fn encode_json(message: &ServerMessage) -> String {
+/// Encodes a server message as JSON text, with the fields of `dialect`.
+pub fn encode_json(message: &ServerMessage, dialect: Dialect) -> String {
+    let extended = dialect.is_extended();
     let out = match message {
         ServerMessage::Push { key, value, seq, volatile } => {
-            JsonOut::Push { key, value: value.json(), seq: *seq, volatile: *volatile }
+            JsonOut::Push { key, value: value.json(), seq: *seq, volatile: *volatile && extended }
         }
         ServerMessage::Init { key, data, epoch } => JsonOut::Init {
             key,
             data: data.iter().map(|e| JsonEntry { value: e.value.json(), seq: e.seq }).collect(),
-            epoch,
+            epoch: extended.then_some(&**epoch),
         },
         ServerMessage::StreamSize { key, size } => JsonOut::StreamSize { key, size: *size },
         ServerMessage::Pong { nonce } => JsonOut::Pong { nonce: *nonce },
@@ -225,24 +246,29 @@ impl CborOut<'_> {
     }
 }
 
-/// Encodes a server message as a CBOR map with the same field names as the JSON form.
-pub fn encode_cbor(message: &ServerMessage) -> Vec<u8> {
+/// Encodes a server message as a CBOR map with the same field names as the JSON form, with the fields of `dialect`.
+pub fn encode_cbor(message: &ServerMessage, dialect: Dialect) -> Vec<u8> {
+    let extended = dialect.is_extended();
     let mut buf = Vec::with_capacity(message.approx_size());
     let mut out = CborOut(Encoder::from(&mut buf));
     match message {
         ServerMessage::Push { key, value, seq, volatile } => {
-            out.map(if *volatile { 5 } else { 4 }).text("type").text("push").text("key").text(key);
+            let volatile = *volatile && extended;
+            out.map(if volatile { 5 } else { 4 }).text("type").text("push").text("key").text(key);
             out.text("value").raw(value).text("seq").uint(*seq);
-            if *volatile {
+            if volatile {
                 out.text("volatile").bool(true);
             }
         }
         ServerMessage::Init { key, data, epoch } => {
-            out.map(4).text("type").text("init").text("key").text(key).text("data").array(data.len());
+            out.map(if extended { 4 } else { 3 }).text("type").text("init").text("key").text(key);
+            out.text("data").array(data.len());
             for Entry { value, seq } in data {
                 out.map(2).text("value").raw(value).text("seq").uint(*seq);
             }
-            out.text("epoch").text(epoch);
+            if extended {
+                out.text("epoch").text(epoch);
+            }
         }
         ServerMessage::StreamSize { key, size } => {
             out.map(3).text("type").text("stream_size").text("key").text(key).text("size").uint(*size);
@@ -299,6 +325,69 @@ mod tests {
     }
 
     #[test]
+    fn integers_past_64_bits_are_refused_not_clamped() {
+        for message in [
+            r#"{"type":"ping","nonce":18446744073709551616}"#,
+            r#"{"type":"get","key":"k","seq":18446744073709551616}"#,
+            r#"{"type":"get","key":"k","seq":1e30}"#,
+            r#"{"type":"push","key":"k","value":1,"action":{"type":"compact","seq":18446744073709551616}}"#,
+        ] {
+            assert!(matches!(json(message), Err(DecodeError::TooLarge(_))), "{message}: {:?}", json(message));
+        }
+        // The largest u64 a float holds exactly still decodes.
+        let largest = json(r#"{"type":"ping","nonce":18446744073709549568}"#).unwrap();
+        assert_eq!(largest, ClientMessage::Ping { nonce: Some(18446744073709549568) });
+        let max = json(r#"{"type":"ping","nonce":18446744073709551615}"#).unwrap();
+        assert_eq!(max, ClientMessage::Ping { nonce: Some(u64::MAX) }, "written as an integer, it is one");
+        // CBOR: 2^64 can only be a bignum.
+        let ping = Cbor::Map(vec![
+            (Cbor::Text("type".into()), Cbor::Text("ping".into())),
+            (Cbor::Text("nonce".into()), Cbor::Tag(2, Box::new(Cbor::Bytes(vec![1, 0, 0, 0, 0, 0, 0, 0, 0])))),
+        ]);
+        let mut frame = Vec::new();
+        ciborium::into_writer(&ping, &mut frame).unwrap();
+        assert_eq!(decode_cbor(&frame), Err(DecodeError::TooLarge("nonce")));
+        assert_eq!(
+            DecodeError::TooLarge("nonce").to_string(),
+            "field `nonce` is too large: integers are at most 18446744073709551615"
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_echoed_cut_short() {
+        let long = "n".repeat(100_000);
+        let Err(DecodeError::UnknownType(echoed)) = json(&format!(r#"{{"type":"{long}"}}"#)) else { panic!() };
+        assert_eq!(echoed, format!("{}…", "n".repeat(64)));
+        let action = format!(r#"{{"type":"push","key":"k","value":1,"action":{{"type":"{}"}}}}"#, "é".repeat(70));
+        let Err(DecodeError::UnknownAction(echoed)) = json(&action) else { panic!() };
+        assert_eq!(echoed, format!("{}…", "é".repeat(64)), "cut at a character boundary");
+    }
+
+    #[test]
+    fn json_and_cbor_share_one_nesting_limit() {
+        let nested = |depth: usize| (0..depth).fold(Cbor::Null, |inner, _| Cbor::Array(vec![inner]));
+        let as_json = |depth: usize| {
+            let value = format!("{}null{}", "[".repeat(depth), "]".repeat(depth));
+            json(&format!(r#"{{"type":"push","key":"k","value":{value},"action":{{"type":"relay"}}}}"#))
+        };
+        let as_cbor = |depth: usize| {
+            let push = Cbor::Map(vec![
+                (Cbor::Text("type".into()), Cbor::Text("push".into())),
+                (Cbor::Text("key".into()), Cbor::Text("k".into())),
+                (Cbor::Text("value".into()), nested(depth)),
+                (Cbor::Text("action".into()), Cbor::Map(vec![(Cbor::Text("type".into()), Cbor::Text("relay".into()))])),
+            ]);
+            let mut frame = Vec::new();
+            ciborium::into_writer(&push, &mut frame).unwrap();
+            decode_cbor(&frame)
+        };
+        assert!(as_json(MAX_DEPTH).is_ok(), "{:?}", as_json(MAX_DEPTH));
+        assert!(as_cbor(MAX_DEPTH).is_ok());
+        assert!(as_json(MAX_DEPTH + 1).is_err());
+        assert!(as_cbor(MAX_DEPTH + 1).is_err());
+    }
+
+    #[test]
     fn precise_errors() {
         assert!(matches!(json("{"), Err(DecodeError::Json(_))));
         assert_eq!(json("[1]"), Err(DecodeError::NotAnObject));
@@ -343,12 +432,46 @@ mod tests {
             ServerMessage::Error { message: "bad".into() },
         ];
         for message in messages {
-            let from_cbor: Cbor = ciborium::from_reader(&encode_cbor(&message)[..]).unwrap();
-            let from_cbor = Value::from_tree(from_cbor);
-            let from_json = Value::from_tree(serde_json::from_str(&encode_json(&message)).unwrap());
-            // Byte strings become arrays in JSON, so compare the JSON forms of both.
-            assert_eq!(from_cbor.json().get(), from_json.json().get());
+            for dialect in [Dialect::Reference, Dialect::Extended] {
+                let from_cbor: Cbor = ciborium::from_reader(&encode_cbor(&message, dialect)[..]).unwrap();
+                let from_cbor = Value::from_tree(from_cbor);
+                let from_json = Value::from_tree(serde_json::from_str(&encode_json(&message, dialect)).unwrap());
+                // Byte strings become arrays in JSON, so compare the JSON forms of both.
+                assert_eq!(from_cbor.json().get(), from_json.json().get());
+            }
         }
-        assert_eq!(encode_json(&ServerMessage::Pong { nonce: None }), r#"{"type":"pong","nonce":null}"#);
+        let pong = ServerMessage::Pong { nonce: None };
+        assert_eq!(encode_json(&pong, Dialect::Reference), r#"{"type":"pong","nonce":null}"#);
+    }
+
+    #[test]
+    fn the_reference_dialect_carries_only_the_reference_servers_fields() {
+        let value = Value::from_tree(Cbor::Integer(1.into()));
+        let init = ServerMessage::Init {
+            key: "k".into(),
+            data: vec![Entry { value: value.clone(), seq: 2 }],
+            epoch: "e".into(),
+        };
+        assert_eq!(encode_json(&init, Dialect::Reference), r#"{"type":"init","key":"k","data":[{"value":1,"seq":2}]}"#);
+        assert_eq!(
+            encode_json(&init, Dialect::Extended),
+            r#"{"type":"init","key":"k","data":[{"value":1,"seq":2}],"epoch":"e"}"#
+        );
+        let volatile = ServerMessage::Push { key: "k".into(), value, seq: 3, volatile: true };
+        assert_eq!(encode_json(&volatile, Dialect::Reference), r#"{"type":"push","key":"k","value":1,"seq":3}"#);
+        assert_eq!(
+            encode_json(&volatile, Dialect::Extended),
+            r#"{"type":"push","key":"k","value":1,"seq":3,"volatile":true}"#
+        );
+        let fields = |message: &ServerMessage, dialect| -> Vec<String> {
+            let Cbor::Map(entries) = ciborium::from_reader(&encode_cbor(message, dialect)[..]).unwrap() else {
+                panic!("a server message is a CBOR map")
+            };
+            entries.into_iter().map(|(k, _)| k.into_text().unwrap()).collect()
+        };
+        assert_eq!(fields(&init, Dialect::Reference), ["type", "key", "data"]);
+        assert_eq!(fields(&init, Dialect::Extended), ["type", "key", "data", "epoch"]);
+        assert_eq!(fields(&volatile, Dialect::Reference), ["type", "key", "value", "seq"]);
+        assert_eq!(fields(&volatile, Dialect::Extended), ["type", "key", "value", "seq", "volatile"]);
     }
 }

@@ -19,10 +19,11 @@ const TAG_UINT8_ARRAY: u64 = 64;
 const TAG_BIGNUM_POSITIVE: u64 = 2;
 const TAG_BIGNUM_NEGATIVE: u64 = 3;
 
-/// The deepest nesting of arrays and maps a client's value may have: what serde_json's parser accepts, so that
-/// every stored value has a JSON form that JSON clients (and this server) can parse back. JSON input is held to it
-/// by the parser; CBOR and postcard input is checked here.
-pub const MAX_DEPTH: usize = 127;
+/// The deepest nesting of arrays and maps a client's value may have, whatever the encoding: the deepest value a
+/// JSON `push` can carry (serde_json's parser stops at 128 levels, and the message's own object is one of them).
+/// So a value a CBOR or postcard client stores can always be sent back by a JSON client. JSON input is held to it by
+/// the parser; every input is checked here too.
+pub const MAX_DEPTH: usize = 126;
 
 /// An opaque application value, held as canonical CBOR bytes. Cheap to clone.
 #[derive(Clone)]

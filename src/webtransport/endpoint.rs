@@ -36,8 +36,25 @@ pub(super) fn server_config(
     Ok(config)
 }
 
+/// Client-opened bidirectional streams a connection may have open: the CONNECT request and the control stream, plus
+/// one of slack for a client that opens the next before the last is retired.
+const MAX_CLIENT_BIDI_STREAMS: u32 = 3;
+/// Client-opened unidirectional streams: HTTP/3's control, QPACK encoder and decoder streams, plus slack for grease.
+/// Our protocol uses none of its own; quinn's default of 100, each with its own window, let one client make the
+/// server buffer about 125 MB.
+const MAX_CLIENT_UNI_STREAMS: u32 = 6;
+/// Bytes a client may send on one stream before the server reads them: a control stream's messages are consumed as
+/// they arrive, so this bounds buffering, not message size.
+const STREAM_RECEIVE_WINDOW: u32 = 1 << 20;
+/// Bytes a client may have in flight across all its streams (quinn's default is unlimited).
+const CONNECTION_RECEIVE_WINDOW: u32 = 2 << 20;
+
 fn transport_config(idle_timeout: Duration) -> TransportConfig {
     let mut transport = TransportConfig::default();
+    transport.max_concurrent_bidi_streams(MAX_CLIENT_BIDI_STREAMS.into());
+    transport.max_concurrent_uni_streams(MAX_CLIENT_UNI_STREAMS.into());
+    transport.stream_receive_window(STREAM_RECEIVE_WINDOW.into());
+    transport.receive_window(CONNECTION_RECEIVE_WINDOW.into());
     // Out-of-range values fall back to quinn's default timeout rather than to none at all.
     if let Ok(idle) = IdleTimeout::try_from(idle_timeout) {
         transport.max_idle_timeout(Some(idle));

@@ -121,11 +121,16 @@ async fn establish(incoming: quinn::Incoming, context: &SessionContext) -> Resul
         .send_grease(true)
         .build(h3_quinn::Connection::new(quic.clone()))
         .await?;
-    let resolver = tokio::time::timeout(REQUEST_TIMEOUT, h3.accept())
+    // One deadline for the request stream and its headers: a client that opens the stream and never sends the
+    // HEADERS frame must not hold this task and its connection forever.
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    let resolver = tokio::time::timeout_at(deadline, h3.accept())
         .await
         .map_err(|_| SetupError::Timeout("the CONNECT request"))??
         .ok_or(SetupError::NoRequest)?;
-    let (request, stream) = resolver.resolve_request().await?;
+    let (request, stream) = tokio::time::timeout_at(deadline, resolver.resolve_request())
+        .await
+        .map_err(|_| SetupError::Timeout("the CONNECT request's headers"))??;
     let admitted = request::validate(&request)
         .map_err(|refusal| Refused { status: refusal.status(), why: refusal.to_string(), limit: None })
         .and_then(|target| admit(&request, &quic, &target, context).map(|connection| (target, connection)));
@@ -225,6 +230,7 @@ async fn serve(established: Established, context: &SessionContext) {
     let Established { session, h3, quic, target, connection } = established;
     let outbox = connection.outbox().clone();
     let metrics = Arc::new(context.metrics.connection(Transport::Webtransport));
+    connection.set_transport(Transport::Webtransport);
     let inbound = Arc::new(Inbound {
         connection: Arc::new(connection),
         max_message_bytes: context.max_message_bytes,
@@ -334,6 +340,11 @@ impl Inbound {
         if let Err(reason) = self.rate.check() {
             return Some(End::Limit(reason));
         }
+        self.handle(bytes, datagram)
+    }
+
+    /// Decodes one counted message and hands it to the engine (or answers its error).
+    fn handle(&self, bytes: &[u8], datagram: bool) -> Option<End> {
         let decoded = postcard::decode_client(bytes);
         self.metrics.received(MessageKind::of(&decoded), bytes.len());
         match decoded {
@@ -353,6 +364,11 @@ impl Inbound {
     /// One datagram: a volatile relay for this session. Anything else is answered with an error on the control
     /// stream.
     fn datagram(&self, datagram: Bytes, session_stream: u64) -> Option<End> {
+        // Counted before anything is answered: each malformed datagram costs the server an `error` on the reliable
+        // stream, so a flood of them must hit the rate limit like any other message.
+        if let Err(reason) = self.rate.check() {
+            return Some(End::Limit(reason));
+        }
         let Some((stream, payload)) = framing::split_datagram(datagram) else {
             self.connection.send_error("malformed datagram".into());
             return None;
@@ -361,7 +377,7 @@ impl Inbound {
         if stream != session_stream {
             return None;
         }
-        self.receive(&payload, true)
+        self.handle(&payload, true)
     }
 }
 

@@ -53,7 +53,8 @@ after(async () => {
 
 /** A WebSocket peer collecting every JSON message it receives. */
 async function webSocketPeer(url) {
-  const socket = new WebSocket(url)
+  // `ext=true`: the peer is one of ours, and is shown the `volatile` flag (the reference's shapes lack it).
+  const socket = new WebSocket(`${url}?ext=true`)
   const messages = []
   const waiters = new Set()
   socket.on('message', (data) => {

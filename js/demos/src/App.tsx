@@ -8,6 +8,7 @@ import { DebugProvider } from './debug'
 import { Home } from './demos/Home'
 import { DEMOS } from './demos/registry'
 import { IdentityProvider, useIdentity } from './identity'
+import { Inspector } from './inspector/Inspector'
 import { useRoute } from './router'
 
 function Nav(props: { route: string }): React.ReactElement {
@@ -59,6 +60,15 @@ function You(): React.ReactElement {
 
 function Shell(): React.ReactElement {
   const route = useRoute()
+  if (route === '/inspect') {
+    return (
+      <div className="app">
+        <main className="main">
+          <Inspector />
+        </main>
+      </div>
+    )
+  }
   const demo = DEMOS.find((d) => d.route === route)
   const Page = demo?.component ?? Home
   return (

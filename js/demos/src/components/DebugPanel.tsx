@@ -1,3 +1,4 @@
+import { useConnectionStatus } from 'driftdb-react'
 import React, { useState } from 'react'
 import { useDebugSnapshot } from '../debug'
 
@@ -10,6 +11,7 @@ function time(at: number): string {
 export function DebugPanel(): React.ReactElement {
   const [open, setOpen] = useState(true)
   const snap = useDebugSnapshot(open ? 250 : 2_000)
+  const status = useConnectionStatus()
   return (
     <details className="card debug" open={open} onToggle={(e) => setOpen(e.currentTarget.open)} data-testid="debug">
       <summary>
@@ -17,6 +19,15 @@ export function DebugPanel(): React.ReactElement {
         <span className="muted">
           · {snap.keys.length} key{snap.keys.length === 1 ? '' : 's'} · {snap.received} messages received
         </span>
+        {status.connected && status.debugUrl ? (
+          <>
+            {' '}
+            ·{' '}
+            <a href={status.debugUrl} target="_blank" rel="noreferrer" data-testid="debug-inspector-link">
+              room inspector
+            </a>
+          </>
+        ) : null}
       </summary>
       <div className="debug-grid">
         <div>

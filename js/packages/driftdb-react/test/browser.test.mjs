@@ -1,6 +1,6 @@
 // An app written for driftdb-react 1.0.12 (test/browser/app.jsx), bundled unchanged with this package and run in
 // headless Chromium against the real server with WebTransport on: the pages share a room through the URL, use
-// WebTransport, and share state, reducers and presence.
+// WebTransport, and share state, reducers (one through 1.0.12's `driftdb/dist/compactor`) and presence.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { createServer } from 'node:http'
@@ -72,8 +72,11 @@ test('a driftdb-react 1.0.12 app runs unchanged in Chromium, over WebTransport',
   }
   await first.locator('#add').click()
   await second.locator('#add').click()
+  await first.locator('#tally-up').click()
+  await second.locator('#tally-up').click()
   await until('reducers converge', async () => {
     for (const p of pages) assert.equal(await text(p, 'count'), '6')
+    for (const p of pages) assert.equal(await text(p, 'tally'), '10', 'Compactor from driftdb/dist/compactor')
     assert.equal(await text(first, 'items'), await text(second, 'items'))
     assert.equal((await text(first, 'items')).split(',').length, 2)
   })

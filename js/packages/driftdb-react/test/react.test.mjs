@@ -7,6 +7,8 @@ import React from 'react'
 import TestRenderer, { act } from 'react-test-renderer'
 import { WebSocket } from 'ws'
 import { Api, HttpConnection } from 'driftdb'
+import { Compactable, Compactor } from 'driftdb/dist/compactor'
+import * as Y from 'yjs'
 import { startServer } from '../../../test-support/server.mjs'
 import { MemoryStorage } from '../../../test-support/storage.mjs'
 import { sleep } from '../../../test-support/wait.mjs'
@@ -205,5 +207,84 @@ test('RoomQRCode renders a QR code locally as a data: URL', async () => {
     assert.doesNotMatch(JSON.stringify(renderer.toJSON()), /jamsocket|https?:\/\/(?!app\.example)/)
   } finally {
     act(() => renderer.unmount())
+  }
+})
+
+// The reference's CRDT demo (js-pkg/apps/demos/src/pages/crdt.tsx), minus its editor: a Yjs document synced by
+// `Compactor` from `driftdb/dist/compactor`, a module path apps import directly, through driftdb-react's provider.
+class YDocCompactable extends Compactable {
+  optimistic = true
+  initialState() {
+    return new Y.Doc()
+  }
+  applyAction(doc, update) {
+    Y.applyUpdate(doc, update)
+    return doc
+  }
+  packState(state) {
+    return Y.encodeStateAsUpdate(state)
+  }
+  unpackState(update) {
+    const doc = new Y.Doc()
+    Y.applyUpdate(doc, update)
+    return doc
+  }
+  crdt = true
+}
+
+function useYDoc(key) {
+  const [, setVersion] = React.useState(0)
+  const db = useDatabase()
+  const compactor = React.useRef(null)
+  if (compactor.current == null) {
+    compactor.current = new Compactor({
+      db,
+      key,
+      compactable: new YDocCompactable(),
+      callback: () => setVersion((i) => i + 1),
+    })
+  }
+  React.useEffect(() => {
+    compactor.current.subscribe()
+    const doc = compactor.current.state
+    doc.on('update', (update) => {
+      compactor.current.dispatch(update)
+    })
+    return () => {
+      compactor.current.destroy()
+    }
+  }, [])
+  return compactor.current.state
+}
+
+function CrdtApp({ out }) {
+  out.ydoc = useYDoc('text')
+  return h('p', null, out.ydoc.getText('text').toString())
+}
+
+test('a 1.0.12 app using Compactor from driftdb/dist/compactor (the CRDT demo) syncs a Yjs document', async () => {
+  const room = (await new Api(server.url).newRoom()).room
+  const tabs = ['a', 'b'].map(() => {
+    globalThis.sessionStorage = new MemoryStorage()
+    const out = {}
+    let renderer
+    act(() => {
+      renderer = TestRenderer.create(
+        h(DriftDBProvider, { api: server.url, room, useBinary: true }, h(CrdtApp, { out })),
+      )
+    })
+    return { out, renderer }
+  })
+  const [a, b] = tabs
+  const text = (tab) => tab.out.ydoc.getText('text').toString()
+  try {
+    // Edits made before the other tab subscribes are in the stored stream, replayed to it: no need to wait.
+    act(() => a.out.ydoc.getText('text').insert(0, 'hello'))
+    await until(() => assert.equal(text(b), 'hello'), 'b sees a’s edit')
+    act(() => b.out.ydoc.getText('text').insert(5, ' world'))
+    await until(() => assert.equal(text(a), 'hello world'), 'a sees b’s edit')
+    assert.match(JSON.stringify(a.renderer.toJSON()), /hello world/, 'the callback re-rendered the app')
+  } finally {
+    for (const tab of tabs) act(() => tab.renderer.unmount())
   }
 })

@@ -527,9 +527,10 @@ export class DbConnection {
     this.statusListener.dispatch(this.status)
   }
 
+  /** The room inspector served by the DriftDB server itself (`/inspect?room=ID`), next to the socket's `/room/`. */
   private debugUrl(): string | null {
     if (!this.dbUrl) return null
-    return `https://ui.driftdb.com/?url=${encodeURIComponent(this.dbUrl)}`
+    return inspectorUrl(this.dbUrl)
   }
 
   /**
@@ -671,4 +672,21 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {}
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
   return out
+}
+
+/**
+ * The inspector page for a room's socket URL: `ws://host/prefix/room/ID/connect` → `http://host/prefix/inspect?room=ID`
+ * (`wss` → `https`, WebTransport's `https` stays). Null for a URL that does not name a room.
+ */
+export function inspectorUrl(socketUrl: string): string | null {
+  let url: URL
+  try {
+    url = new URL(socketUrl)
+  } catch {
+    return null
+  }
+  const match = /^(.*)\/room\/([^/]+)\/connect\/?$/.exec(url.pathname)
+  if (!match) return null
+  const scheme = url.protocol === 'ws:' || url.protocol === 'http:' ? 'http:' : 'https:'
+  return `${scheme}//${url.host}${match[1]}/inspect?room=${match[2]}`
 }

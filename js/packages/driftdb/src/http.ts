@@ -1,3 +1,4 @@
+import { withExtensions } from './extensions.js'
 import type { MessageFromDb, MessageToDb } from './types.js'
 
 /**
@@ -8,7 +9,7 @@ export class HttpConnection {
 
   /** Sends one message; resolves to the server's direct reply (`null` for most pushes). */
   async send(message: MessageToDb): Promise<MessageFromDb> {
-    const response = await fetch(this.httpUrl, {
+    const response = await fetch(withExtensions(this.httpUrl), {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(message),

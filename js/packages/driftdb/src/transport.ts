@@ -4,6 +4,7 @@
  */
 import { decodeCbor, encodeCbor, cborValues } from './cbor.js'
 import { FrameReader, decodeServer, encodeClient, frame } from './postcard.js'
+import { withExtensions } from './extensions.js'
 import type { MessageFromDb, MessageToDb, TransportKind } from './types.js'
 
 /** An open transport. `onclose` fires once, whoever closed it. */
@@ -53,14 +54,14 @@ function timeoutError(ms: number, what: string): Error {
   return new Error(`${what} did not open within ${ms} ms`)
 }
 
-/** Opens a WebSocket to `url` (which already carries `?cbor=true` when `cbor`). */
+/** Opens a WebSocket to `url` (which already carries `?cbor=true` when `cbor`), opted in to extended shapes. */
 export function openWebSocket(url: string, cbor: boolean, Ctor: WebSocketConstructor, timeoutMs: number): Opening {
   let ws: WebSocketLike | null = null
   let cancelled = false
   let rejectFn: (e: Error) => void = () => {}
   const promise = new Promise<Transport>((resolve, reject) => {
     rejectFn = reject
-    const socket = new Ctor(url)
+    const socket = new Ctor(withExtensions(url))
     ws = socket
     socket.binaryType = 'arraybuffer'
     const timer = setTimeout(() => {

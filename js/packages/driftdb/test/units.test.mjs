@@ -1,7 +1,15 @@
 // Unit tests without a server: backoff, reducer rebase, presence expiry, URL building, offline queue.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { backoffDelay, DbConnection, PresenceListener, Reducer, StateListener, socketUrl } from './helpers.mjs'
+import {
+  backoffDelay,
+  DbConnection,
+  inspectorUrl,
+  PresenceListener,
+  Reducer,
+  StateListener,
+  socketUrl,
+} from './helpers.mjs'
 
 test('backoff grows exponentially, is capped, and jitters within bounds', () => {
   const opts = { initialMs: 100, maxMs: 5_000, factor: 2, jitter: 0.5 }
@@ -21,6 +29,17 @@ test('backoff grows exponentially, is capped, and jitters within bounds', () => 
   const spread = new Set(Array.from({ length: 20 }, () => Math.round(backoffDelay(3, opts))))
   assert.ok(spread.size > 5, 'jitter')
   assert.equal(backoffDelay(0, { jitter: 0 }), 250, 'defaults')
+})
+
+test('the status debug link is the server inspector of the room', () => {
+  assert.equal(inspectorUrl('ws://127.0.0.1:8080/room/abc/connect?cbor=true'), 'http://127.0.0.1:8080/inspect?room=abc')
+  assert.equal(
+    inspectorUrl('wss://db.example.com/drift/room/r_1/connect'),
+    'https://db.example.com/drift/inspect?room=r_1',
+  )
+  assert.equal(inspectorUrl('https://db.example.com:4433/room/r/connect'), 'https://db.example.com:4433/inspect?room=r')
+  assert.equal(inspectorUrl('not a url'), null)
+  assert.equal(inspectorUrl('ws://h/elsewhere'), null)
 })
 
 test('socketUrl sets cbor=true once, however often it is applied', () => {

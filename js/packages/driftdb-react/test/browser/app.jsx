@@ -1,5 +1,6 @@
 // An app written for driftdb-react 1.0.12, unchanged: it uses only that version's API (no room prop, no transport
 // prop: the room id goes into the page URL, the transport is chosen automatically).
+import { Compactable, Compactor } from 'driftdb/dist/compactor'
 import React from 'react'
 import { createRoot } from 'react-dom/client'
 import {
@@ -10,8 +11,34 @@ import {
   usePresence,
   useSharedReducer,
   useSharedState,
+  useDatabase,
   useUniqueClientId,
 } from 'driftdb-react'
+
+/** A tally kept with 1.0.12's Compactor, imported from its module path as the reference's CRDT demo does. */
+class Tally extends Compactable {
+  optimistic = true
+  initialState() {
+    return 0
+  }
+  applyAction(state, by) {
+    return state + by
+  }
+}
+
+function useTally(key) {
+  const db = useDatabase()
+  const [tally, setTally] = React.useState(0)
+  const compactor = React.useRef(null)
+  if (compactor.current == null) {
+    compactor.current = new Compactor({ db, key, compactable: new Tally(), callback: setTally })
+  }
+  React.useEffect(() => {
+    compactor.current.subscribe()
+    return () => compactor.current.destroy()
+  }, [])
+  return [tally, compactor.current.dispatch]
+}
 
 function App() {
   const [text, setText] = useSharedState('text', '')
@@ -25,6 +52,7 @@ function App() {
   const clientId = useUniqueClientId()
   const presence = usePresence('users', { clientId })
   const status = useConnectionStatus()
+  const [tally, addToTally] = useTally('tally')
   return (
     <div>
       <span id="status">{status.connected ? 'connected' : 'disconnected'}</span>
@@ -41,6 +69,10 @@ function App() {
       </button>
       <button id="add" onClick={() => add(clientId.slice(0, 4))}>
         add
+      </button>
+      <span id="tally">{tally}</span>
+      <button id="tally-up" onClick={() => addToTally(5)}>
+        +5
       </button>
       <StatusIndicator />
       <RoomQRCode />

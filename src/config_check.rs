@@ -1,0 +1,85 @@
+//! Checks every `driftdb serve` setting once, at start, so that a value no part of the server can work with is
+//! refused with a message naming the option, instead of reaching a panic or a silent fallback later.
+
+use crate::config::ServerConfig;
+
+/// Longest accepted timeout: far beyond any real use, and small enough that deadlines computed from it never
+/// overflow a clock.
+const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// A setting the server cannot run with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid --{option}: {problem}")]
+pub struct InvalidSetting {
+    /// The command-line option, without its dashes.
+    pub option: &'static str,
+    pub problem: String,
+}
+
+impl ServerConfig {
+    /// Refuses settings that no part of the server can work with. Rate limits keep 0 as their documented "off".
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let limits = &self.limits;
+        at_least_one("max-message-bytes", self.max_message_bytes as u64)?;
+        at_least_one("outbox-bytes", self.outbox_bytes as u64)?;
+        at_least_one("max-keys-per-room", limits.max_keys_per_room as u64)?;
+        at_least_one("max-room-bytes", limits.max_room_bytes as u64)?;
+        at_least_one("max-connections-per-room", limits.max_connections_per_room as u64)?;
+        at_least_one("max-connections", limits.max_connections as u64)?;
+        at_least_one("max-rooms", limits.max_rooms as u64)?;
+        at_least_one("room-ttl-secs", limits.room_ttl_secs)?;
+        timeout("idle-timeout-ms", limits.idle_timeout_ms)?;
+        timeout("wt-idle-timeout-ms", self.wt_idle_timeout_ms)?;
+        at_least_one("max-http-connections", limits.max_http_connections as u64)?;
+        timeout("http-header-timeout-ms", limits.http_header_timeout_ms)?;
+        timeout("http-body-timeout-ms", limits.http_body_timeout_ms)?;
+        timeout("write-stall-timeout-ms", limits.write_stall_timeout_ms)?;
+        if let Some(url) = &self.public_url
+            && !["http://", "https://"].iter().any(|scheme| url.starts_with(scheme))
+        {
+            return Err(InvalidSetting {
+                option: "public-url",
+                problem: format!("`{url}` must start with http:// or https://"),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn at_least_one(option: &'static str, value: u64) -> Result<(), InvalidSetting> {
+    if value == 0 {
+        return Err(InvalidSetting { option, problem: "must be at least 1 (0 would refuse every client)".into() });
+    }
+    Ok(())
+}
+
+fn timeout(option: &'static str, millis: u64) -> Result<(), InvalidSetting> {
+    if !(1..=MAX_TIMEOUT_MS).contains(&millis) {
+        return Err(InvalidSetting {
+            option,
+            problem: format!("{millis} ms is not between 1 and {MAX_TIMEOUT_MS} ms"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zeroes_are_named() {
+        let with = |tweak: fn(&mut ServerConfig)| {
+            let mut config = ServerConfig::default();
+            tweak(&mut config);
+            config.validate()
+        };
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
+        let error = with(|c| c.limits.idle_timeout_ms = 0).unwrap_err();
+        assert_eq!(error.to_string(), "invalid --idle-timeout-ms: 0 ms is not between 1 and 86400000 ms");
+        assert_eq!(with(|c| c.outbox_bytes = 0).unwrap_err().option, "outbox-bytes");
+        assert_eq!(with(|c| c.public_url = Some("db.example.com".into())).unwrap_err().option, "public-url");
+        let config = with(|c| c.limits.max_messages_per_second = 0);
+        assert_eq!(config, Ok(()), "0 turns a rate limit off");
+    }
+}
