@@ -33,11 +33,13 @@ pub enum CloseReason {
     IdleTimeout,
     /// The connection's token expired and no fresh one came in an `auth` message before its `exp` (4008).
     TokenExpired,
+    /// The room is stored but its store cannot be read now (1013, "try again later").
+    StorageUnavailable,
 }
 
 impl CloseReason {
     /// Every reason, for documentation and metrics.
-    pub const ALL: [CloseReason; 12] = [
+    pub const ALL: [CloseReason; 13] = [
         CloseReason::GoingAway,
         CloseReason::MessageTooBig,
         CloseReason::InvalidUtf8,
@@ -50,6 +52,7 @@ impl CloseReason {
         CloseReason::ConnectRateLimited,
         CloseReason::IdleTimeout,
         CloseReason::TokenExpired,
+        CloseReason::StorageUnavailable,
     ];
 
     /// The close code sent on the wire.
@@ -67,6 +70,7 @@ impl CloseReason {
             CloseReason::ConnectRateLimited => 4006,
             CloseReason::IdleTimeout => 4007,
             CloseReason::TokenExpired => 4008,
+            CloseReason::StorageUnavailable => 1013,
         }
     }
 
@@ -85,6 +89,7 @@ impl CloseReason {
             CloseReason::ConnectRateLimited => "too many new connections from this address",
             CloseReason::IdleTimeout => "idle timeout: nothing received from the client",
             CloseReason::TokenExpired => "token expired: reconnect with a fresh token",
+            CloseReason::StorageUnavailable => "storage unavailable: the room cannot be read now; try again later",
         }
     }
 
@@ -103,6 +108,7 @@ impl CloseReason {
             CloseReason::ConnectRateLimited => "connect_rate_limited",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::TokenExpired => "token_expired",
+            CloseReason::StorageUnavailable => "storage_unavailable",
         }
     }
 }

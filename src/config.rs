@@ -11,6 +11,7 @@ use clap::{Args, Parser};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Limits;
+use crate::storage::StorageKind;
 use crate::tls::SelfSignedPolicy;
 
 /// Settings of `driftdb serve`.
@@ -84,6 +85,20 @@ pub struct ServerConfig {
     #[arg(skip)]
     #[serde(skip)]
     pub self_signed: SelfSignedPolicy,
+
+    /// Where rooms are kept: `embedded` stores them in `--data-dir`, so they survive a restart or a crash;
+    /// `memory` keeps them in RAM only (a restart loses every room).
+    #[arg(long, value_enum, default_value = "embedded", env = "DRIFTDB_STORAGE")]
+    pub storage: StorageKind,
+
+    /// Directory of the embedded store, created if missing (relative paths start where the server runs).
+    #[arg(long, default_value = "driftdb-data", env = "DRIFTDB_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// Bound on stored writes waiting for the disk, in bytes; beyond it stored writes get an `error` (relays
+    /// still flow).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub storage_queue_bytes: usize,
 
     #[command(flatten)]
     #[serde(flatten)]

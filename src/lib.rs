@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod protocol;
 pub mod room_info;
 pub mod server;
+pub mod storage;
 pub mod tls;
 pub mod webtransport;

@@ -30,6 +30,12 @@ enum Command {
     /// Write a self-signed development certificate and key for WebTransport (`certs/dev-cert.pem`,
     /// `certs/dev-key.pem`). Browsers accept it through `serverCertificateHashes` for less than 14 days.
     Cert(CertArgs),
+    /// Write a stored room as JSON lines to stdout (a header line, then one line per entry). Stop the server on
+    /// that data directory first.
+    Export(ExportArgs),
+    /// Read rooms as JSON lines (as `export` writes them) from stdin into the store, replacing rooms of the same
+    /// id. Stop the server on that data directory first.
+    Import(ImportArgs),
     /// Config file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -94,6 +100,22 @@ struct TokenArgs {
 }
 
 #[derive(clap::Args)]
+struct ExportArgs {
+    /// The room id.
+    room: String,
+    /// Data directory of the embedded store.
+    #[arg(long, default_value = "driftdb-data", env = "DRIFTDB_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Data directory of the embedded store (created if missing).
+    #[arg(long, default_value = "driftdb-data", env = "DRIFTDB_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+}
+
+#[derive(clap::Args)]
 struct CertArgs {
     /// Directory to write into.
     #[arg(long, default_value = "certs")]
@@ -117,6 +139,8 @@ async fn main() -> anyhow::Result<()> {
             serve(config_file::resolve(serve_matches, args.config.as_deref())?).await
         }
         Command::Cert(args) => write_certificate(&args),
+        Command::Export(args) => export(&args),
+        Command::Import(args) => import(&args),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
         Command::Key(args) => write_key(&args),
         Command::Token(args) => print_token(&args),
@@ -172,6 +196,24 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     wait_for_stop_signal().await?;
     tracing::info!("shutting down");
     server.shutdown().await;
+    Ok(())
+}
+
+fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let room = driftdb::engine::RoomId::parse(&args.room)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    driftdb::storage::backup::export_room(&args.data_dir, &room, &mut out)
+        .with_context(|| format!("exporting room {room} from {}", args.data_dir.display()))?;
+    out.flush()?;
+    Ok(())
+}
+
+fn import(args: &ImportArgs) -> anyhow::Result<()> {
+    let rooms = driftdb::storage::backup::import(&args.data_dir, std::io::stdin().lock())
+        .with_context(|| format!("importing into {}", args.data_dir.display()))?;
+    for room in &rooms {
+        eprintln!("imported room {room}");
+    }
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 //! Hot paths never look a label set up: a connection resolves its counters once when it opens
 //! ([`Metrics::connection`]) and then only does atomic adds, once per message received and once per batch written.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use std::fmt::Write;
 
@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use crate::close::CloseReason;
 use crate::engine::Rooms;
 use crate::protocol::ClientMessage;
+use crate::storage::DiskJournal;
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Transport {
@@ -132,6 +133,18 @@ pub struct Metrics {
     closes: Family<CloseLabels, Counter>,
     batch_messages: Histogram,
     datagram_bytes: Histogram,
+    storage: StorageMetrics,
+}
+
+/// The durable store's health, read from it at each scrape.
+#[derive(Default)]
+struct StorageMetrics {
+    journal: OnceLock<Arc<DiskJournal>>,
+    healthy: Gauge,
+    queued_bytes: Gauge,
+    committed_records: Counter,
+    commits: Counter,
+    failed_commits: Counter,
 }
 
 impl Default for Metrics {
@@ -155,6 +168,7 @@ impl Metrics {
             closes: Family::default(),
             batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             datagram_bytes: Histogram::new(exponential_buckets(32.0, 2.0, 8)),
+            storage: StorageMetrics::default(),
         };
         let r = &mut metrics.registry;
         r.register("rooms", "Live rooms", metrics.rooms.clone());
@@ -180,7 +194,22 @@ impl Metrics {
             metrics.batch_messages.clone(),
         );
         r.register("datagram_bytes", "Sizes of WebTransport datagrams sent", metrics.datagram_bytes.clone());
+        let s = &metrics.storage;
+        r.register(
+            "storage_healthy",
+            "1 while the store commits; 0 while stored writes are refused (the log says why)",
+            s.healthy.clone(),
+        );
+        r.register("storage_queued_bytes", "Bytes of stored writes waiting for the disk", s.queued_bytes.clone());
+        r.register("storage_records", "Records made durable", s.committed_records.clone());
+        r.register("storage_commits", "Group commits made durable", s.commits.clone());
+        r.register("storage_failed_commits", "Group commits the disk refused", s.failed_commits.clone());
         metrics
+    }
+
+    /// Reports this store's health in `/metrics` (memory storage has none).
+    pub fn watch_storage(&self, journal: Arc<DiskJournal>) {
+        let _ = self.storage.journal.set(journal);
     }
 
     /// Counters for one connection of `transport`; counts it open until dropped.
@@ -221,6 +250,16 @@ impl Metrics {
     pub fn render(&self, rooms: &Rooms) -> String {
         self.rooms.set(rooms.len() as i64);
         self.rooms_allocated.set(rooms.allocated_rooms() as i64);
+        if let Some(journal) = self.storage.journal.get() {
+            let status = journal.status();
+            let s = &self.storage;
+            s.healthy.set(i64::from(status.fault.is_none()));
+            s.queued_bytes.set(status.queued_bytes as i64);
+            // Counters only go up: add what is new since the last scrape.
+            s.committed_records.inc_by(status.committed_records.saturating_sub(s.committed_records.get()));
+            s.commits.inc_by(status.commits.saturating_sub(s.commits.get()));
+            s.failed_commits.inc_by(status.failed_commits.saturating_sub(s.failed_commits.get()));
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text

@@ -16,6 +16,8 @@ use crate::config::ServerConfig;
 use crate::engine::Rooms;
 use crate::http::{self, AppState, router};
 use crate::metrics::Metrics;
+use crate::storage::redb_store::RedbBackend;
+use crate::storage::{BackendError, DiskJournal, StorageKind};
 use crate::tls::TlsError;
 use crate::webtransport::{self, Shared, WebTransportError, WebTransportServer};
 
@@ -34,6 +36,8 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error("cannot open the store in {dir}: {source}")]
+    Storage { dir: std::path::PathBuf, source: BackendError },
 }
 
 /// Attempts at finding a port number free on both TCP and UDP when the port is picked automatically.
@@ -47,6 +51,8 @@ pub struct RunningServer {
     connections: TaskTracker,
     http_task: JoinHandle<()>,
     webtransport: Option<WebTransportServer>,
+    /// The durable store, unless `--storage memory`.
+    storage: Option<Arc<DiskJournal>>,
 }
 
 impl RunningServer {
@@ -60,11 +66,21 @@ impl RunningServer {
         let mut config = config;
         config.port = http_addr.port();
 
+        let storage = open_storage(&config)?;
+        let limits = config.limits.engine_limits();
+        let rooms = match &storage {
+            Some(journal) => Rooms::with_journal(limits, journal.clone()),
+            None => Rooms::new(limits),
+        };
+        let metrics = Arc::new(Metrics::new());
+        if let Some(journal) = &storage {
+            metrics.watch_storage(journal.clone());
+        }
         let state = AppState {
-            rooms: Arc::new(Rooms::new(config.limits.engine_limits())),
+            rooms: Arc::new(rooms),
             admission: Arc::new(Admission::new(&config.limits)),
             auth,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
@@ -85,7 +101,7 @@ impl RunningServer {
         let app = router(state);
         let http_task = tokio::spawn(http::serve(listener, app, bounds, shutdown.clone(), SHUTDOWN_GRACE));
         info!(%http_addr, "listening");
-        Ok(RunningServer { http_addr, rooms, shutdown, connections, http_task, webtransport })
+        Ok(RunningServer { http_addr, rooms, shutdown, connections, http_task, webtransport, storage })
     }
 
     /// The bound HTTP/WebSocket address.
@@ -103,7 +119,13 @@ impl RunningServer {
         &self.rooms
     }
 
-    /// Stops accepting, tells every client with 1001, flushes what is queued, and waits a bounded time.
+    /// The durable store, unless `--storage memory` (for tests and tools).
+    pub fn storage(&self) -> Option<&Arc<DiskJournal>> {
+        self.storage.as_ref()
+    }
+
+    /// Stops accepting, tells every client with 1001, flushes what is queued, and waits a bounded time; then makes
+    /// every stored write durable and marks the store cleanly stopped, so every room keeps its epoch.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.connections.close();
@@ -113,6 +135,14 @@ impl RunningServer {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.http_task).await;
         if let Some(webtransport) = self.webtransport {
             webtransport.stop().await;
+        }
+        if let Some(storage) = self.storage {
+            self.rooms.checkpoint();
+            match tokio::task::spawn_blocking(move || storage.stop()).await {
+                Ok(Ok(())) => info!("store closed cleanly"),
+                Ok(Err(error)) => warn!(%error, "store did not close cleanly"),
+                Err(error) => warn!(%error, "store did not close cleanly"),
+            }
         }
     }
 }
@@ -132,6 +162,34 @@ async fn sweep(rooms: Arc<Rooms>, admission: Arc<Admission>, shutdown: Cancellat
         }
         admission.forget_idle_addresses();
     }
+}
+
+/// Opens the embedded store unless `--storage memory`, and says where it is.
+fn open_storage(config: &ServerConfig) -> Result<Option<Arc<DiskJournal>>, ServerError> {
+    if config.storage == StorageKind::Memory {
+        info!("storage: memory (rooms are lost at restart)");
+        return Ok(None);
+    }
+    let dir = &config.data_dir;
+    let ttl = Duration::from_secs(config.limits.room_ttl_secs);
+    let started = std::time::Instant::now();
+    let (backend, report) =
+        RedbBackend::open(dir, ttl).map_err(|source| ServerError::Storage { dir: dir.clone(), source })?;
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+    info!(
+        data_dir = %absolute.display(),
+        rooms = report.rooms,
+        expired = report.expired,
+        elapsed = ?started.elapsed(),
+        "storage: embedded"
+    );
+    if report.unclean {
+        warn!(
+            renewed = report.epochs_renewed,
+            "the last run did not stop cleanly: rooms it used get a new epoch, so their clients replay"
+        );
+    }
+    Ok(Some(DiskJournal::start(backend, config.storage_queue_bytes)))
 }
 
 fn http_addr_of(config: &ServerConfig) -> SocketAddr {

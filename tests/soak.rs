@@ -31,7 +31,7 @@ struct Server {
 impl Server {
     fn start() -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_driftdb"))
-            .args(["serve", "--port", "0", "--no-webtransport", "--room-ttl-secs", "1"])
+            .args(["serve", "--port", "0", "--no-webtransport", "--storage", "memory", "--room-ttl-secs", "1"])
             .args(["--max-connects-per-ip-per-second", "0"])
             // Fewer malloc arenas: per-thread arenas make RSS wander by megabytes, which would hide a leak.
             .env("MALLOC_ARENA_MAX", "2")

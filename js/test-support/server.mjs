@@ -27,15 +27,16 @@ atExit(() => {
   for (const child of running) child.kill('SIGKILL')
 })
 
-let webtransportFlagSupported = null
+/** `driftdb serve --help` output, `null` if it failed; computed once. */
+let serveHelp
 
-/** True unless `driftdb serve --help` runs fine and does not mention --no-webtransport. */
-function supportsNoWebtransport(bin) {
-  if (webtransportFlagSupported === null) {
+/** True unless `driftdb serve --help` runs fine and does not mention `flag`. */
+function supportsFlag(bin, flag) {
+  if (serveHelp === undefined) {
     const help = spawnSync(bin, ['serve', '--help'], { encoding: 'utf8', timeout: 10_000 })
-    webtransportFlagSupported = help.status !== 0 || `${help.stdout}${help.stderr}`.includes('--no-webtransport')
+    serveHelp = help.status !== 0 ? null : `${help.stdout}${help.stderr}`
   }
-  return webtransportFlagSupported
+  return serveHelp === null || serveHelp.includes(flag)
 }
 
 /** Keeps the tail of a stream's text, at most MAX_LOG_CHARS characters. */
@@ -50,17 +51,21 @@ class LogTail {
 /**
  * Starts `driftdb serve --port 0 [--no-webtransport] ...args` and resolves once it prints its URL.
  *
- * @param {{args?: string[], startTimeoutMs?: number}} [options]
+ * `port` pins the port (a restart test reconnects its clients to the same URL); 0 picks a free one.
+ *
+ * @param {{args?: string[], port?: number, startTimeoutMs?: number}} [options]
  * @returns {Promise<{url: string, port: number, process: import('node:child_process').ChildProcess,
  *   stop: () => Promise<void>, logs: () => string, printLogs: (reason?: string) => void}>}
  */
-export async function startServer({ args = [], startTimeoutMs = 30_000 } = {}) {
+export async function startServer({ args = [], port = 0, startTimeoutMs = 30_000 } = {}) {
   const bin = process.env.DRIFTDB_BIN || DEFAULT_BIN
   if (!existsSync(bin)) {
     throw new Error(`DriftDB server binary not found at ${bin}: run \`cargo build\` or set DRIFTDB_BIN`)
   }
-  const argv = ['serve', '--port', '0']
-  if (supportsNoWebtransport(bin)) argv.push('--no-webtransport')
+  const argv = ['serve', '--port', String(port)]
+  if (supportsFlag(bin, '--no-webtransport')) argv.push('--no-webtransport')
+  // Suites keep rooms in memory unless they pass their own `--storage`/`--data-dir` (a temp dir).
+  if (supportsFlag(bin, '--storage') && !args.includes('--storage')) argv.push('--storage', 'memory')
   argv.push(...args)
 
   const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -148,6 +148,10 @@ pub struct AppendArgs {
     /// Appends per second, all writers together.
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
+    /// Replace instead of append (shared state rather than a log): the replay check expects one entry, some
+    /// writer's last write.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Clone, Debug, Args)]

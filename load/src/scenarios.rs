@@ -307,6 +307,7 @@ fn kind_name(kind: PushKind) -> &'static str {
         PushKind::Relay => "relay",
         PushKind::Volatile => "volatile",
         PushKind::Append => "append",
+        PushKind::Replace => "replace",
     }
 }
 
@@ -404,10 +405,11 @@ async fn append(options: &Options, mut connector: Connector, args: &AppendArgs) 
     let window = Window::start(options.server_pid, baseline)?;
     let (duration, rate) = (options.duration(), args.rate / slots.len() as f64);
     let mut senders = Vec::new();
+    let kind = if args.replace { PushKind::Replace } else { PushKind::Append };
     for (index, (mut tx, rx)) in writers.into_iter().enumerate() {
         receivers.spawn(rx);
         senders.push(tokio::spawn(async move {
-            let sent = paced(&mut tx, rate, duration, |n| Stamp::now(index as u32, n), PushKind::Append, LOG_KEY).await;
+            let sent = paced(&mut tx, rate, duration, |n| Stamp::now(index as u32, n), kind, LOG_KEY).await;
             (tx, sent)
         }));
     }
@@ -432,17 +434,26 @@ async fn append(options: &Options, mut connector: Connector, args: &AppendArgs) 
             Some(Received { message: In::Init { entries }, .. }) => entries,
             other => bail!("expected the replay's init, got {:?}", other.map(|r| r.message)),
         };
-    let problems = check_replay(&entries, &sent_by);
+    let problems = if args.replace { check_replaced(&entries, &sent_by) } else { check_replay(&entries, &sent_by) };
     for problem in &problems {
         tally.error(format!("replay: {problem}"));
     }
     let replay = Replay { entries: entries.len() as u64, ok: problems.is_empty() };
-    let params = format!("{} writers, {} appends/s", slots.len(), args.rate);
+    let params = format!("{} writers, {} {}/s", slots.len(), args.rate, kind_name(kind));
     let run = Run { params, connections: slots.len() + 1, sent, expected, tally, progress, replay: Some(replay) };
     let report = window.report(options, run);
     txs.push(get_tx);
     close_all(txs).await;
     report
+}
+
+/// Checks a replaced key: exactly one entry, the last write of one of the writers.
+fn check_replaced(entries: &[(u64, Option<Stamp>)], sent_by: &[u64]) -> Vec<String> {
+    match entries {
+        [(_, Some(stamp))] if sent_by.get(stamp.s as usize).is_some_and(|&sent| stamp.n + 1 == sent) => Vec::new(),
+        [(seq, other)] => vec![format!("seq {seq}: {other:?} is no writer's last write")],
+        _ => vec![format!("{} entries stored after replaces, expected 1", entries.len())],
+    }
 }
 
 /// Checks a replayed stream against what each writer sent: every write exactly once, seqs ascending, and each

@@ -64,6 +64,25 @@ pub enum PushKind {
     Relay,
     Volatile,
     Append,
+    Replace,
+}
+
+impl PushKind {
+    fn action(self) -> Action {
+        match self {
+            PushKind::Relay | PushKind::Volatile => Action::Relay,
+            PushKind::Append => Action::Append,
+            PushKind::Replace => Action::Replace,
+        }
+    }
+
+    fn action_name(self) -> &'static str {
+        match self.action() {
+            Action::Append => "append",
+            Action::Replace => "replace",
+            _ => "relay",
+        }
+    }
 }
 
 /// A message from a load client.
@@ -95,11 +114,7 @@ impl Out<'_> {
         match self {
             Out::Get { key } => format!(r#"{{"type":"get","key":{},"seq":0}}"#, json_str(key)),
             Out::Push { key, stamp, kind } => {
-                let (action, volatile) = match kind {
-                    PushKind::Relay => ("relay", false),
-                    PushKind::Volatile => ("relay", true),
-                    PushKind::Append => ("append", false),
-                };
+                let (action, volatile) = (kind.action_name(), *kind == PushKind::Volatile);
                 format!(
                     r#"{{"type":"push","key":{},"value":{},"action":{{"type":"{action}"}},"volatile":{volatile}}}"#,
                     json_str(key),
@@ -117,7 +132,7 @@ impl Out<'_> {
                 (text("seq"), Cbor::Integer(0.into())),
             ]),
             Out::Push { key, stamp, kind } => {
-                let action = if *kind == PushKind::Append { "append" } else { "relay" };
+                let action = kind.action_name();
                 Cbor::Map(vec![
                     (text("type"), text("push")),
                     (text("key"), text(key)),
@@ -138,7 +153,7 @@ impl Out<'_> {
             Out::Push { key, stamp, kind } => ClientMessage::Push {
                 key: (*key).into(),
                 value: Value::from_tree(stamp.cbor_tree()),
-                action: if *kind == PushKind::Append { Action::Append } else { Action::Relay },
+                action: kind.action(),
                 volatile: *kind == PushKind::Volatile,
             },
         };
@@ -221,7 +236,7 @@ mod tests {
     #[test]
     fn round_trips_through_the_servers_codecs() {
         let stamp = Stamp { t: 123_456, s: 7, n: 42 };
-        for kind in [PushKind::Relay, PushKind::Volatile, PushKind::Append] {
+        for kind in [PushKind::Relay, PushKind::Volatile, PushKind::Append, PushKind::Replace] {
             let out = Out::Push { key: "k\"ey", stamp, kind };
             let from_json = tree::decode_json(out.json().as_bytes()).unwrap();
             let from_cbor = tree::decode_cbor(&out.cbor()).unwrap();

@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use driftdb::config::ServerConfig;
 use driftdb::server::RunningServer;
+use driftdb::storage::StorageKind;
 use driftdb_load::{
     AppendArgs, FanoutArgs, Floor, IdleArgs, Options, Report, RoomsArgs, ScaleArgs, Scenario, Transport, report, run,
     side_by_side,
@@ -13,7 +14,14 @@ use driftdb_load::{
 const TRANSPORTS: [Transport; 3] = [Transport::WsJson, Transport::WsCbor, Transport::Wt];
 
 async fn start_server() -> RunningServer {
-    let mut config = ServerConfig { host: Ipv4Addr::LOCALHOST.into(), port: 0, ..Default::default() };
+    start_server_with(driftdb::storage::StorageKind::Memory, None).await
+}
+
+async fn start_server_with(storage: StorageKind, data_dir: Option<&std::path::Path>) -> RunningServer {
+    let mut config = ServerConfig { host: Ipv4Addr::LOCALHOST.into(), port: 0, storage, ..Default::default() };
+    if let Some(dir) = data_dir {
+        config.data_dir = dir.to_owned();
+    }
     // Limits off, as in a load run: they are tested elsewhere and must not interfere here.
     config.limits.max_connects_per_ip_per_second = 0;
     config.limits.max_messages_per_second = 0;
@@ -78,8 +86,22 @@ async fn rooms_deliver_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_writes_on_the_embedded_store_keep_their_replay_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_with(StorageKind::Embedded, Some(dir.path())).await;
+    for replace in [false, true] {
+        let scenario = Scenario::Append(AppendArgs { writers: 2, rate: 200.0, replace });
+        let report = run(&options(&server, Transport::WsJson, scenario)).await.expect("the run completes");
+        let replay = report.replay.as_ref().expect("append checks the replay");
+        assert!(replay.ok && report.ok(), "replace {replace}: {:?} {}", report.error_samples, report.json());
+        assert_eq!(replay.entries, if replace { 1 } else { report.sent });
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_are_stored_once_in_order() {
-    let scenario = Scenario::Append(AppendArgs { writers: 3, rate: 300.0 });
+    let scenario = Scenario::Append(AppendArgs { writers: 3, rate: 300.0, replace: false });
     let server = start_server().await;
     for transport in TRANSPORTS {
         let report = run(&options(&server, transport, scenario.clone())).await.expect("the run completes");

@@ -99,6 +99,8 @@ impl Lab {
         let ns_fd = server_ns.raw_fd();
         let args = vec![
             "serve".to_owned(),
+            "--storage".to_owned(),
+            "memory".to_owned(),
             "--host".to_owned(),
             SERVER_IP.to_owned(),
             "--port".to_owned(),
@@ -133,7 +135,11 @@ impl Lab {
 
     fn quick(server_bin: &Path) -> anyhow::Result<Lab> {
         let port = free_port()?;
-        let args = vec!["serve".to_owned(), "--port".to_owned(), port.to_string()];
+        let args = ["serve", "--storage", "memory", "--port"]
+            .map(str::to_owned)
+            .into_iter()
+            .chain([port.to_string()])
+            .collect();
         let server = ServerKeeper::start(server_bin, args, None)?;
         let server_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let front = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;

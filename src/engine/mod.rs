@@ -3,6 +3,7 @@
 
 mod limits;
 mod outbox;
+mod record;
 mod room;
 mod room_id;
 
@@ -15,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use limits::Limits;
 pub use outbox::Outbox;
+pub use record::{Journal, MemoryJournal, Record, StorageUnavailable, StoredRoom};
 use room::Census;
+pub(crate) use room::new_epoch;
 pub use room::{ConnId, Connection, ConnectionCounts, EngineError, KeySnapshot, Room, RoomSnapshot};
 pub use room_id::{InvalidRoomId, MAX_ROOM_ID_LEN, RoomId};
 
@@ -25,17 +28,39 @@ use crate::protocol::{ClientMessage, ServerMessage};
 /// The registry of live rooms.
 ///
 /// Lock order: the registry's lock, then a room's. Connecting and HTTP sends happen under the registry lock so that
-/// [`Rooms::expire_idle`] can never remove a room between finding it and using it.
+/// [`Rooms::expire_idle`] can never remove a room between finding it and using it. A room not in memory is read
+/// from the journal outside the registry lock, so a slow disk never holds up other rooms.
 pub struct Rooms {
     rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
     limits: Arc<Limits>,
     census: Arc<Census>,
+    journal: Arc<dyn Journal>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("too many rooms on this server (at most {max})")]
 pub struct TooManyRooms {
     pub max: usize,
+}
+
+/// Why a room could not be opened.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OpenRoomError {
+    #[error(transparent)]
+    TooManyRooms(#[from] TooManyRooms),
+    /// The room is stored but cannot be read (store down, corrupt record): it is not served rather than served
+    /// wrong.
+    #[error(transparent)]
+    Storage(#[from] StorageUnavailable),
+}
+
+impl OpenRoomError {
+    fn close_reason(&self) -> CloseReason {
+        match self {
+            OpenRoomError::TooManyRooms(_) => CloseReason::TooManyRooms,
+            OpenRoomError::Storage(_) => CloseReason::StorageUnavailable,
+        }
+    }
 }
 
 impl Default for Rooms {
@@ -45,8 +70,14 @@ impl Default for Rooms {
 }
 
 impl Rooms {
+    /// Rooms kept in memory only.
     pub fn new(limits: Limits) -> Self {
-        Rooms { rooms: Mutex::default(), limits: Arc::new(limits), census: Arc::default() }
+        Self::with_journal(limits, Arc::new(MemoryJournal))
+    }
+
+    /// Rooms whose stored writes go to `journal`, loaded from it on first use.
+    pub fn with_journal(limits: Limits, journal: Arc<dyn Journal>) -> Self {
+        Rooms { rooms: Mutex::default(), limits: Arc::new(limits), census: Arc::default(), journal }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -54,29 +85,37 @@ impl Rooms {
     }
 
     /// Creates a room with a fresh random id.
-    pub fn create(&self) -> Result<Arc<Room>, TooManyRooms> {
+    pub fn create(&self) -> Result<Arc<Room>, OpenRoomError> {
         self.get_or_create(&RoomId::random())
     }
 
-    /// The room with this id, created (with a new epoch) if it does not exist: a shared room URL keeps working
-    /// after a server restart, and the new epoch tells reconnecting clients their history is gone.
-    pub fn get_or_create(&self, id: &RoomId) -> Result<Arc<Room>, TooManyRooms> {
-        Self::find_or_create(&mut self.lock(), id, &self.limits, &self.census)
+    /// The room with this id: in memory, else loaded from the store, else created with a new epoch. A shared room
+    /// URL keeps working after a restart; a new epoch tells reconnecting clients their history is gone.
+    pub fn get_or_create(&self, id: &RoomId) -> Result<Arc<Room>, OpenRoomError> {
+        self.open(id, |room| Ok(room.clone()))
     }
 
-    /// Attaches a connection to the room `id` (created if needed).
+    /// Attaches a connection to the room `id` (loaded or created if needed).
     pub fn connect(&self, id: &RoomId, outbox: Arc<Outbox>, debug: bool) -> Result<Connection, CloseReason> {
-        let mut rooms = self.lock();
-        let room =
-            Self::find_or_create(&mut rooms, id, &self.limits, &self.census).map_err(|_| CloseReason::TooManyRooms)?;
-        room.connect(outbox, debug)
+        self.open(id, |room| room.connect(outbox, debug).map_err(OpenOr::Use)).map_err(|error| match error {
+            OpenOr::Open(error) => error.close_reason(),
+            OpenOr::Use(reason) => reason,
+        })
     }
 
-    /// Handles one message sent over HTTP to the room `id` (created if needed).
+    /// Handles one message sent over HTTP to the room `id` (loaded or created if needed).
     pub fn handle_http(&self, id: &RoomId, message: ClientMessage) -> Result<Option<ServerMessage>, HttpSendError> {
-        let mut rooms = self.lock();
-        let room = Self::find_or_create(&mut rooms, id, &self.limits, &self.census)?;
-        Ok(room.handle_http(message)?)
+        self.open(id, |room| room.handle_http(message).map_err(OpenOr::Use)).map_err(|error| match error {
+            OpenOr::Open(error) => HttpSendError::Open(error),
+            OpenOr::Use(error) => HttpSendError::Engine(error),
+        })
+    }
+
+    /// Queues every stored room's last seq for the store: called at a clean stop, after the last client is gone.
+    pub fn checkpoint(&self) {
+        for room in self.lock().values() {
+            room.checkpoint();
+        }
     }
 
     /// The room with this id, if it exists.
@@ -104,11 +143,18 @@ impl Rooms {
         self.census.allocated_rooms.load(Ordering::Acquire)
     }
 
-    /// Removes rooms with no connection and no write for the configured TTL; returns how many went.
+    /// Removes rooms with no connection and no write for the configured TTL, from memory and from the store;
+    /// returns how many went.
     pub fn expire_idle(&self) -> usize {
         let mut rooms = self.lock();
         let before = rooms.len();
-        rooms.retain(|_, room| !room.is_expired(self.limits.room_ttl));
+        rooms.retain(|_, room| {
+            let expired = room.is_expired(self.limits.room_ttl);
+            if expired {
+                room.remove_from_store();
+            }
+            !expired
+        });
         before - rooms.len()
     }
 
@@ -116,21 +162,53 @@ impl Rooms {
         self.rooms.lock().expect("rooms lock poisoned")
     }
 
-    fn find_or_create(
-        rooms: &mut HashMap<RoomId, Arc<Room>>,
+    /// Finds, loads or creates the room `id` and runs `using` on it under the registry lock (so expiry cannot
+    /// remove it in between). Loading happens outside the lock; if two callers load the same room at once, the
+    /// first to come back wins and the other's copy is dropped unused.
+    fn open<T, E: From<OpenRoomError>>(
+        &self,
         id: &RoomId,
-        limits: &Arc<Limits>,
-        census: &Arc<Census>,
-    ) -> Result<Arc<Room>, TooManyRooms> {
+        using: impl FnOnce(&Arc<Room>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        {
+            let rooms = self.lock();
+            if let Some(room) = rooms.get(id) {
+                return using(room);
+            }
+            self.check_room_limit(&rooms).map_err(OpenRoomError::from)?;
+        }
+        let stored = self.journal.load(id).map_err(OpenRoomError::from)?;
+        let mut rooms = self.lock();
         if let Some(room) = rooms.get(id) {
-            return Ok(room.clone());
+            return using(room);
         }
-        if rooms.len() >= limits.max_rooms {
-            return Err(TooManyRooms { max: limits.max_rooms });
-        }
-        let room = Arc::new(Room::new(id.clone(), limits.clone(), census.clone()));
+        self.check_room_limit(&rooms).map_err(OpenRoomError::from)?;
+        let (limits, census, journal) = (self.limits.clone(), self.census.clone(), self.journal.clone());
+        let room = Arc::new(match stored {
+            Some(stored) => Room::restore(id.clone(), stored, true, limits, census, journal),
+            None => Room::new(id.clone(), limits, census, journal),
+        });
         rooms.insert(id.clone(), room.clone());
-        Ok(room)
+        using(&room)
+    }
+
+    fn check_room_limit(&self, rooms: &HashMap<RoomId, Arc<Room>>) -> Result<(), TooManyRooms> {
+        if rooms.len() >= self.limits.max_rooms {
+            return Err(TooManyRooms { max: self.limits.max_rooms });
+        }
+        Ok(())
+    }
+}
+
+/// A failure either to open a room or in what was done with it.
+enum OpenOr<E> {
+    Open(OpenRoomError),
+    Use(E),
+}
+
+impl<E> From<OpenRoomError> for OpenOr<E> {
+    fn from(error: OpenRoomError) -> Self {
+        OpenOr::Open(error)
     }
 }
 
@@ -138,7 +216,7 @@ impl Rooms {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HttpSendError {
     #[error(transparent)]
-    TooManyRooms(#[from] TooManyRooms),
+    Open(#[from] OpenRoomError),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }

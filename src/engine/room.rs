@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use super::limits::{Limits, entry_cost, key_cost};
 use super::outbox::Outbox;
+use super::record::{Journal, Record, StorageUnavailable, StoredRoom};
 use super::room_id::{RoomId, random_u128};
 use crate::close::CloseReason;
 use crate::metrics::Transport;
@@ -50,6 +51,10 @@ pub enum EngineError {
     KeyLimit { max: usize },
     #[error("room storage limit reached: a room stores at most {max} bytes; compact or replace to make room")]
     StorageLimit { max: usize },
+    /// The store cannot take writes (full disk, read-only directory, queue full): the write is refused, relays
+    /// still flow.
+    #[error("write refused: {0}")]
+    Storage(#[from] StorageUnavailable),
 }
 
 pub struct Room {
@@ -58,11 +63,15 @@ pub struct Room {
     limits: Arc<Limits>,
     /// Server-wide counts, shared with the registry.
     census: Arc<Census>,
+    /// Where stored writes go; relays never touch it.
+    journal: Arc<dyn Journal>,
     state: Mutex<RoomState>,
 }
 
 struct RoomState {
     seq: u64,
+    /// Whether the store knows this room (its `Created` record was queued), so the epoch is written once.
+    known_to_store: bool,
     /// Bytes of stored keys and entries, as accounted by [`key_cost`] and [`entry_cost`].
     stored_bytes: usize,
     /// Last connect, disconnect or write: rooms idle past their TTL expire.
@@ -88,20 +97,59 @@ struct ConnState {
 }
 
 impl Room {
-    pub(crate) fn new(id: RoomId, limits: Arc<Limits>, census: Arc<Census>) -> Self {
+    pub(crate) fn new(id: RoomId, limits: Arc<Limits>, census: Arc<Census>, journal: Arc<dyn Journal>) -> Self {
+        let stored = StoredRoom { epoch: new_epoch(), seq: 0, keys: Vec::new() };
+        Self::restore(id, stored, false, limits, census, journal)
+    }
+
+    /// Rebuilds a room from what the store holds (`known_to_store`), or starts a new one.
+    pub(crate) fn restore(
+        id: RoomId,
+        stored: StoredRoom,
+        known_to_store: bool,
+        limits: Arc<Limits>,
+        census: Arc<Census>,
+        journal: Arc<dyn Journal>,
+    ) -> Self {
         census.allocated_rooms.fetch_add(1, Ordering::AcqRel);
-        // 64 random bits: a room created anew (e.g. after a restart) never shares an epoch with its predecessor.
-        let epoch = format!("{:016x}", random_u128() as u64);
+        // Charged as `store` charges them: each key with a stored entry once, then each entry.
+        let stored_bytes = stored
+            .keys
+            .iter()
+            .filter(|(_, stream)| !stream.is_empty())
+            .map(|(key, stream)| key_cost(key.len()) + stream.iter().map(|e| entry_cost(e.value.len())).sum::<usize>())
+            .sum();
+        let keys = stored
+            .keys
+            .into_iter()
+            .map(|(key, stream)| (key, KeyState { stream, subscribers: HashMap::new() }))
+            .collect();
         let state = RoomState {
-            seq: 0,
-            stored_bytes: 0,
+            seq: stored.seq,
+            known_to_store,
+            stored_bytes,
             last_active: Instant::now(),
-            keys: HashMap::new(),
+            keys,
             conns: HashMap::new(),
             debug: HashMap::new(),
             next_conn: 0,
         };
-        Room { id, epoch: epoch.into(), limits, census, state: Mutex::new(state) }
+        Room { id, epoch: stored.epoch, limits, census, journal, state: Mutex::new(state) }
+    }
+
+    /// Queues this room's last seq for the store (at a clean stop), when the store knows the room.
+    pub(crate) fn checkpoint(&self) {
+        let state = self.lock();
+        if state.known_to_store {
+            self.journal.record(Record::Seq { room: self.id.clone(), seq: state.seq });
+        }
+    }
+
+    /// Queues the removal of this room's stored state (it expired).
+    pub(crate) fn remove_from_store(&self) {
+        if self.lock().known_to_store {
+            self.journal.record(Record::Removed { room: self.id.clone() });
+        }
     }
 
     pub fn id(&self) -> &RoomId {
@@ -199,6 +247,11 @@ impl Room {
     }
 }
 
+/// 64 random bits: a room created anew (e.g. after a restart) never shares an epoch with its predecessor.
+pub(crate) fn new_epoch() -> Arc<str> {
+    format!("{:016x}", random_u128() as u64).into()
+}
+
 fn entries_after(stream: &[Entry], after: u64) -> Vec<Entry> {
     let start = stream.partition_point(|e| e.seq <= after);
     stream[start..].to_vec()
@@ -217,7 +270,7 @@ impl RoomState {
         if volatile && action != Action::Relay {
             return Err(EngineError::VolatileNotRelay);
         }
-        self.admit(&room.limits, &key, value.len(), action)?;
+        self.admit(&room.limits, room.journal.as_ref(), &key, value.len(), action)?;
         if action != Action::Relay {
             self.last_active = Instant::now();
         }
@@ -225,9 +278,13 @@ impl RoomState {
             // An ignored compact reports no size either: the sender is behind, and answering would invite it to
             // compact again at the same stale seq, in a loop.
             Action::Compact { seq } => {
-                if !self.compact(&key, value, seq)? {
+                if !self.compact(&key, value.clone(), seq)? {
                     return Ok(None);
                 }
+                self.journal_write(
+                    room,
+                    Record::Compact { room: room.id.clone(), key: key.clone(), entry: Entry { value, seq } },
+                );
                 true
             }
             Action::Relay | Action::Append | Action::Replace => {
@@ -239,7 +296,19 @@ impl RoomState {
                     seq: entry.seq,
                     volatile,
                 });
+                let record = match action {
+                    Action::Append => {
+                        Some(Record::Append { room: room.id.clone(), key: key.clone(), entry: entry.clone() })
+                    }
+                    Action::Replace => {
+                        Some(Record::Replace { room: room.id.clone(), key: key.clone(), entry: entry.clone() })
+                    }
+                    Action::Relay | Action::Compact { .. } => None,
+                };
                 let stored = self.store(&key, entry, action);
+                if let Some(record) = record {
+                    self.journal_write(room, record);
+                }
                 self.fan_out(&key, &message, !stored);
                 stored
             }
@@ -252,7 +321,14 @@ impl RoomState {
     }
 
     /// Refuses a push that would take the room past its key or storage limit, before it takes a seq.
-    fn admit(&self, limits: &Limits, key: &Key, value_len: usize, action: Action) -> Result<(), EngineError> {
+    fn admit(
+        &self,
+        limits: &Limits,
+        journal: &dyn Journal,
+        key: &Key,
+        value_len: usize,
+        action: Action,
+    ) -> Result<(), EngineError> {
         let existing = self.keys.get(key);
         let freed = match (action, existing) {
             (Action::Relay, _) | (_, None) => 0,
@@ -265,6 +341,7 @@ impl RoomState {
         if action == Action::Relay {
             return Ok(());
         }
+        journal.writable()?;
         if existing.is_none() && self.keys.len() >= limits.max_keys_per_room {
             return Err(EngineError::KeyLimit { max: limits.max_keys_per_room });
         }
@@ -276,6 +353,15 @@ impl RoomState {
             return Err(EngineError::StorageLimit { max: limits.max_room_bytes });
         }
         Ok(())
+    }
+
+    /// Hands a stored write's record to the journal, preceded by the room's epoch on its first one.
+    fn journal_write(&mut self, room: &Room, record: Record) {
+        if !self.known_to_store {
+            self.known_to_store = true;
+            room.journal.record(Record::Created { room: room.id.clone(), epoch: room.epoch.clone() });
+        }
+        room.journal.record(record);
     }
 
     /// Stores an appended or replacing entry; returns whether the stored stream changed.

@@ -413,7 +413,7 @@ fn connection_limits_per_room_and_per_server() {
 fn room_limit_refuses_new_rooms_only() {
     let rooms = limited(|l| l.max_rooms = 1);
     let room = rooms.create().unwrap();
-    assert_eq!(rooms.create().err(), Some(TooManyRooms { max: 1 }));
+    assert_eq!(rooms.create().err(), Some(OpenRoomError::TooManyRooms(TooManyRooms { max: 1 })));
     assert!(rooms.get_or_create(room.id()).is_ok());
     let other = RoomId::parse("other").unwrap();
     assert_eq!(rooms.connect(&other, Arc::new(Outbox::new(BIG)), false).err(), Some(CloseReason::TooManyRooms));
@@ -431,4 +431,121 @@ fn idle_rooms_expire_and_busy_ones_stay() {
     let kept = limited(|_| {});
     kept.create().unwrap();
     assert_eq!(kept.expire_idle(), 0, "the default TTL is a day");
+}
+
+/// A journal that keeps what the engine hands it, and can be told to refuse writes or to serve a stored room.
+#[derive(Default)]
+struct RecordingJournal {
+    records: std::sync::Mutex<Vec<Record>>,
+    refuse: std::sync::Mutex<Option<String>>,
+    stored: std::sync::Mutex<Option<StoredRoom>>,
+}
+
+impl Journal for RecordingJournal {
+    fn writable(&self) -> Result<(), StorageUnavailable> {
+        self.refuse.lock().unwrap().clone().map_or(Ok(()), |cause| Err(StorageUnavailable(cause)))
+    }
+    fn record(&self, record: Record) {
+        self.records.lock().unwrap().push(record);
+    }
+    fn load(&self, _room: &RoomId) -> Result<Option<StoredRoom>, StorageUnavailable> {
+        Ok(self.stored.lock().unwrap().clone())
+    }
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+fn journaled() -> (Arc<RecordingJournal>, Rooms) {
+    let journal = Arc::new(RecordingJournal::default());
+    (journal.clone(), Rooms::with_journal(Limits::default(), journal))
+}
+
+fn entry(n: i64, seq: u64) -> Entry {
+    Entry { value: value(n), seq }
+}
+
+#[test]
+fn stored_writes_yield_records_in_order_and_relays_none() {
+    let (journal, rooms) = journaled();
+    let room = rooms.create().unwrap();
+    let id = room.id().clone();
+    room.handle_http(push("cursor", 1, Action::Relay)).unwrap();
+    assert!(journal.records.lock().unwrap().is_empty(), "a relay touches no storage");
+    room.handle_http(push("k", 2, Action::Append)).unwrap();
+    room.handle_http(push("k", 3, Action::Append)).unwrap();
+    room.handle_http(push("k", 4, Action::Compact { seq: 3 })).unwrap();
+    room.handle_http(push("k", 5, Action::Compact { seq: 1 })).unwrap(); // removes nothing: ignored, no record
+    room.handle_http(push("r", 6, Action::Replace)).unwrap();
+    let key = |k: &str| -> Key { k.into() };
+    assert_eq!(
+        *journal.records.lock().unwrap(),
+        vec![
+            Record::Created { room: id.clone(), epoch: room.epoch().clone() },
+            Record::Append { room: id.clone(), key: key("k"), entry: entry(2, 2) },
+            Record::Append { room: id.clone(), key: key("k"), entry: entry(3, 3) },
+            Record::Compact { room: id.clone(), key: key("k"), entry: entry(4, 3) },
+            Record::Replace { room: id.clone(), key: key("r"), entry: entry(6, 4) },
+        ]
+    );
+    rooms.checkpoint();
+    assert_eq!(journal.records.lock().unwrap().last(), Some(&Record::Seq { room: id, seq: 4 }));
+}
+
+#[test]
+fn a_refusing_store_refuses_stored_writes_but_not_relays() {
+    let (journal, rooms) = journaled();
+    let room = rooms.create().unwrap();
+    let conn = connect(&room);
+    conn.handle(get("k", Replay::None));
+    *journal.refuse.lock().unwrap() = Some("no space left on device".into());
+    conn.handle(push("k", 1, Action::Append));
+    conn.handle(push("k", 2, Action::Relay));
+    assert_eq!(
+        received(&conn),
+        vec![
+            ServerMessage::Error { message: "write refused: storage unavailable: no space left on device".into() },
+            pushed("k", 2, 1),
+        ]
+    );
+    assert!(journal.records.lock().unwrap().is_empty());
+    assert_eq!(
+        room.handle_http(push("k", 3, Action::Replace)),
+        Err(EngineError::Storage(StorageUnavailable("no space left on device".into())))
+    );
+}
+
+#[test]
+fn a_stored_room_is_restored_with_its_epoch_seq_streams_and_limits() {
+    let (journal, rooms) = journaled();
+    *journal.stored.lock().unwrap() = Some(StoredRoom {
+        epoch: "00000000000000aa".into(),
+        seq: 9,
+        keys: vec![("k".into(), vec![entry(1, 4), entry(2, 9)])],
+    });
+    let room = rooms.get_or_create(&RoomId::parse("stored").unwrap()).unwrap();
+    assert_eq!(&**room.epoch(), "00000000000000aa");
+    assert_eq!(room.current_seq(), 9);
+    assert_eq!(stored(&room, "k"), vec![(1, 4), (2, 9)]);
+    // The key counts once, as it did when it was first written.
+    assert_eq!(room.stored_bytes(), limits::key_cost(1) + 2 * limits::entry_cost(value(1).len()));
+    room.handle_http(push("k", 3, Action::Append)).unwrap();
+    // Known to the store already: no second Created record, and seqs go on from the stored one.
+    assert_eq!(
+        *journal.records.lock().unwrap(),
+        vec![Record::Append { room: room.id().clone(), key: "k".into(), entry: entry(3, 10) }]
+    );
+}
+
+#[test]
+fn expiry_removes_the_stored_room() {
+    let journal = Arc::new(RecordingJournal::default());
+    let limits = Limits { room_ttl: std::time::Duration::ZERO, ..Limits::default() };
+    let rooms = Rooms::with_journal(limits, journal.clone());
+    let room = rooms.create().unwrap();
+    room.handle_http(push("k", 1, Action::Append)).unwrap();
+    let id = room.id().clone();
+    drop(room);
+    assert_eq!(rooms.expire_idle(), 1);
+    assert_eq!(journal.records.lock().unwrap().last(), Some(&Record::Removed { room: id }));
 }

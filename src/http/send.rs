@@ -9,7 +9,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::rooms::parse_room_id;
 use crate::auth::{self, Capability};
-use crate::engine::HttpSendError;
+use crate::engine::{EngineError, HttpSendError};
 use crate::protocol::{ClientMessage, Dialect, tree};
 
 pub async fn send(
@@ -34,7 +34,8 @@ pub async fn send(
         grant.require(capability)?;
     }
     let reply = state.rooms.handle_http(&id, message).map_err(|error| match error {
-        HttpSendError::TooManyRooms(e) => ApiError::unavailable(e),
+        HttpSendError::Open(e) => ApiError::unavailable(e),
+        HttpSendError::Engine(e @ EngineError::Storage(_)) => ApiError::unavailable(e),
         HttpSendError::Engine(e) => ApiError::bad_request(e),
     })?;
     let dialect = Dialect::from_ext_flag(asks_for_extensions(query.as_deref()));

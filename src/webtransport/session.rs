@@ -189,7 +189,7 @@ fn admit(
     })?;
     let limited = |reason: CloseReason| {
         let status = match reason {
-            CloseReason::TooManyRooms => StatusCode::SERVICE_UNAVAILABLE,
+            CloseReason::TooManyRooms | CloseReason::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::TOO_MANY_REQUESTS,
         };
         Refused { status, why: reason.text().to_owned(), limit: Some(reason) }

@@ -48,7 +48,8 @@ impl TestServer {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let mut config = ServerConfig::default();
+        // Tests never write a data directory unless they ask for one (and then in a temp dir).
+        let mut config = ServerConfig { storage: driftdb::storage::StorageKind::Memory, ..Default::default() };
         tweak(&mut config);
         config.host = Ipv4Addr::LOCALHOST.into();
         config.port = 0;

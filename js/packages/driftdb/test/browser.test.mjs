@@ -51,7 +51,9 @@ const snap = (page) => page.evaluate(() => window.appSnapshot())
 
 /** Spawns `driftdb serve` on a fixed port (WebTransport on), for the restart test. */
 async function serveOnPort(port) {
-  const child = spawn(BIN, ['serve', '--port', String(port), '--webtransport'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(BIN, ['serve', '--port', String(port), '--webtransport', '--storage', 'memory'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   child.stderr.resume()
   await new Promise((resolve, reject) => {
     let out = ''
