@@ -1,6 +1,6 @@
 // Ends what a test process started (servers, browsers) however the process ends.
 //
-//   onProcessExit(() => child.kill('SIGKILL'))
+//   whenProcessEnds(() => child.kill('SIGKILL'))
 
 const callbacks = new Set()
 
@@ -26,6 +26,6 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 /** Runs `callback` (synchronously) when the process exits or is ended by SIGINT, SIGTERM or SIGHUP. */
-export function onProcessExit(callback) {
+export function whenProcessEnds(callback) {
   callbacks.add(callback)
 }

@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { onProcessExit } from './cleanup.mjs'
+import { whenProcessEnds } from './cleanup.mjs'
 
 export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr'
 
@@ -60,7 +60,7 @@ function killGroup(pid) {
   }
 }
 
-onProcessExit(() => {
+whenProcessEnds(() => {
   for (const [pid, profile] of running) {
     killGroup(pid)
     rmSync(profile, { recursive: true, force: true })

@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-import { onProcessExit } from './cleanup.mjs'
+import { whenProcessEnds } from './cleanup.mjs'
 
 const DEFAULT_BIN = fileURLToPath(new URL('../../target/debug/driftdb', import.meta.url))
 const LISTENING = /listening on (http:\/\/\S+)/
@@ -23,7 +23,7 @@ const MAX_LOG_CHARS = 64 * 1024
 /** Servers spawned by this process that have not exited yet. */
 const running = new Set()
 
-onProcessExit(() => {
+whenProcessEnds(() => {
   for (const child of running) child.kill('SIGKILL')
 })
 
