@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ciborium::value::Value as Cbor;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use driftdb::protocol::{Action, ClientMessage, Dialect, Entry, ServerMessage, Value, postcard, tree};
+use driftdb::protocol::{Action, ClientMessage, Dialect, Entry, ServerMessage, Value, json_cbor, postcard_envelope};
 
 fn cursor_tree(n: u64) -> Cbor {
     Cbor::Map(vec![
@@ -44,7 +44,7 @@ fn server_init(n: u64) -> ServerMessage {
 
 fn decode(c: &mut Criterion) {
     let json = br#"{"type":"push","key":"cursor","value":{"x":0.4321,"y":0.8765,"t":7},"action":{"type":"relay"},"volatile":true}"#;
-    let message = tree::decode_json(json).expect("valid JSON");
+    let message = json_cbor::decode_json(json).expect("valid JSON");
     let ClientMessage::Push { key, value, .. } = &message else { unreachable!() };
     let mut cbor = Vec::new();
     let push_tree = Cbor::Map(vec![
@@ -55,25 +55,25 @@ fn decode(c: &mut Criterion) {
         (Cbor::Text("volatile".into()), Cbor::Bool(true)),
     ]);
     ciborium::into_writer(&push_tree, &mut cbor).expect("CBOR");
-    let postcard_bytes = postcard::encode_client(&message);
-    assert_eq!(tree::decode_cbor(&cbor).expect("valid CBOR"), message);
-    assert_eq!(postcard::decode_client(&postcard_bytes).expect("valid postcard"), message);
+    let postcard_bytes = postcard_envelope::encode_client(&message);
+    assert_eq!(json_cbor::decode_cbor(&cbor).expect("valid CBOR"), message);
+    assert_eq!(postcard_envelope::decode_client(&postcard_bytes).expect("valid postcard"), message);
 
     let mut group = c.benchmark_group("decode/client_push");
-    group.bench_function("json", |b| b.iter(|| tree::decode_json(black_box(json))));
-    group.bench_function("cbor", |b| b.iter(|| tree::decode_cbor(black_box(&cbor))));
-    group.bench_function("postcard", |b| b.iter(|| postcard::decode_client(black_box(&postcard_bytes))));
+    group.bench_function("json", |b| b.iter(|| json_cbor::decode_json(black_box(json))));
+    group.bench_function("cbor", |b| b.iter(|| json_cbor::decode_cbor(black_box(&cbor))));
+    group.bench_function("postcard", |b| b.iter(|| postcard_envelope::decode_client(black_box(&postcard_bytes))));
     group.finish();
 
     let mut group = c.benchmark_group("encode/client_push");
     let push =
         ClientMessage::Push { key: "cursor".into(), value: value.clone(), action: Action::Relay, volatile: true };
-    group.bench_function("postcard", |b| b.iter(|| postcard::encode_client(black_box(&push))));
+    group.bench_function("postcard", |b| b.iter(|| postcard_envelope::encode_client(black_box(&push))));
     group.finish();
 
     let mut group = c.benchmark_group("decode/server_push");
-    let server_bytes = postcard::encode_server(&server_push(1));
-    group.bench_function("postcard", |b| b.iter(|| postcard::decode_server(black_box(&server_bytes))));
+    let server_bytes = postcard_envelope::encode_server(&server_push(1));
+    group.bench_function("postcard", |b| b.iter(|| postcard_envelope::decode_server(black_box(&server_bytes))));
     group.finish();
 }
 
@@ -86,13 +86,13 @@ fn encode(c: &mut Criterion) {
             make(n)
         };
         group.bench_function("json", |b| {
-            b.iter_batched(&mut fresh, |m| tree::encode_json(&m, Dialect::Extended), BatchSize::SmallInput)
+            b.iter_batched(&mut fresh, |m| json_cbor::encode_json(&m, Dialect::Extended), BatchSize::SmallInput)
         });
         group.bench_function("cbor", |b| {
-            b.iter_batched(&mut fresh, |m| tree::encode_cbor(&m, Dialect::Extended), BatchSize::SmallInput)
+            b.iter_batched(&mut fresh, |m| json_cbor::encode_cbor(&m, Dialect::Extended), BatchSize::SmallInput)
         });
         group.bench_function("postcard", |b| {
-            b.iter_batched(&mut fresh, |m| postcard::encode_server(&m), BatchSize::SmallInput)
+            b.iter_batched(&mut fresh, |m| postcard_envelope::encode_server(&m), BatchSize::SmallInput)
         });
         group.finish();
     }

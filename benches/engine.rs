@@ -9,7 +9,8 @@ use std::sync::Arc;
 use ciborium::value::Value as Cbor;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use driftdb::engine::{Connection, Limits, Outbox, Rooms};
-use driftdb::protocol::{Action, ClientMessage, Dialect, Outgoing, Replay, Value, WireFormat};
+use driftdb::outgoing::{Outgoing, WireFormat};
+use driftdb::protocol::{Action, ClientMessage, Dialect, Replay, Value};
 
 const SUBSCRIBERS: [usize; 4] = [1, 10, 100, 1000];
 

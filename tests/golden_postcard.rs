@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use driftdb::protocol::{Action, ClientMessage, Dialect, Entry, Replay, ServerMessage, Value, postcard, tree};
+use driftdb::protocol::{
+    Action, ClientMessage, Dialect, Entry, Replay, ServerMessage, Value, json_cbor, postcard_envelope,
+};
 use serde_json::{Value as Json, json};
 
 fn golden_path() -> PathBuf {
@@ -25,7 +27,7 @@ fn unhex(text: &str) -> Vec<u8> {
 /// A value built exactly as the JSON codec builds one from a client message.
 fn value(json: &Json) -> Value {
     let push = json!({"type": "push", "key": "", "value": json, "action": {"type": "relay"}});
-    match tree::decode_json(push.to_string().as_bytes()).expect("a valid JSON value") {
+    match json_cbor::decode_json(push.to_string().as_bytes()).expect("a valid JSON value") {
         ClientMessage::Push { value, .. } => value,
         other => unreachable!("{other:?}"),
     }
@@ -136,10 +138,12 @@ enum Message {
 /// The message of a vector, checked against the JSON codec in the direction it travels.
 fn message(direction: &str, json: &Json) -> Message {
     match direction {
-        "client" => Message::Client(tree::decode_json(json.to_string().as_bytes()).expect("a valid client message")),
+        "client" => {
+            Message::Client(json_cbor::decode_json(json.to_string().as_bytes()).expect("a valid client message"))
+        }
         "server" => {
             let message = server_message(json);
-            let written: Json = serde_json::from_str(&tree::encode_json(&message, Dialect::Extended)).unwrap();
+            let written: Json = serde_json::from_str(&json_cbor::encode_json(&message, Dialect::Extended)).unwrap();
             let mut expected = json.clone();
             // The JSON codec leaves `volatile` out when false.
             if expected["volatile"] == json!(false) {
@@ -154,15 +158,15 @@ fn message(direction: &str, json: &Json) -> Message {
 
 fn encode(message: &Message) -> Vec<u8> {
     match message {
-        Message::Client(m) => postcard::encode_client(m),
-        Message::Server(m) => postcard::encode_server(m),
+        Message::Client(m) => postcard_envelope::encode_client(m),
+        Message::Server(m) => postcard_envelope::encode_server(m),
     }
 }
 
 fn decode(direction: &str, bytes: &[u8]) -> Message {
     match direction {
-        "client" => Message::Client(postcard::decode_client(bytes).expect("golden bytes decode")),
-        _ => Message::Server(postcard::decode_server(bytes).expect("golden bytes decode")),
+        "client" => Message::Client(postcard_envelope::decode_client(bytes).expect("golden bytes decode")),
+        _ => Message::Server(postcard_envelope::decode_server(bytes).expect("golden bytes decode")),
     }
 }
 
@@ -202,7 +206,7 @@ fn golden_vectors_encode_and_decode_byte_for_byte() {
 fn altered_bytes_do_not_pass() {
     // The check above must be able to fail: a changed byte decodes to something else or not at all.
     let message = ClientMessage::Get { key: "k".into(), replay: Replay::After(300) };
-    let mut bytes = postcard::encode_client(&message);
+    let mut bytes = postcard_envelope::encode_client(&message);
     *bytes.last_mut().unwrap() ^= 1;
-    assert_ne!(postcard::decode_client(&bytes).ok(), Some(message));
+    assert_ne!(postcard_envelope::decode_client(&bytes).ok(), Some(message));
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ciborium::value::Value as Cbor;
 use driftdb::engine::{Outbox, Rooms};
-use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard, tree};
+use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, json_cbor, postcard_envelope};
 use proptest::prelude::*;
 
 /// Arbitrary JSON values a client might send.
@@ -51,9 +51,9 @@ fn cbor_value() -> impl Strategy<Value = Cbor> {
 proptest! {
     #[test]
     fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = tree::decode_json(&bytes);
-        let _ = tree::decode_cbor(&bytes);
-        let _ = postcard::decode_client(&bytes);
+        let _ = json_cbor::decode_json(&bytes);
+        let _ = json_cbor::decode_cbor(&bytes);
+        let _ = postcard_envelope::decode_client(&bytes);
         let _ = Value::from_cbor_bytes(&bytes);
     }
 
@@ -88,7 +88,7 @@ proptest! {
             ClientMessage::Get { key: key.as_str().into(), replay: Replay::After(seq) },
             ClientMessage::Ping { nonce },
         ] {
-            prop_assert_eq!(postcard::decode_client(&postcard::encode_client(&message)).unwrap(), message);
+            prop_assert_eq!(postcard_envelope::decode_client(&postcard_envelope::encode_client(&message)).unwrap(), message);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Values carried as CBOR bytes (inside postcard): the canonical form is stable and always has a JSON form.
 #![no_main]
 
-use driftdb::protocol::Value;
+use driftdb_protocol::Value;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use ciborium::value::Value as Cbor;
-use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard};
+use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard_envelope};
 use serde::Deserialize;
 
 /// Microseconds since the tool's clock started (the first call).
@@ -157,7 +157,7 @@ impl Out<'_> {
                 volatile: *kind == PushKind::Volatile,
             },
         };
-        postcard::encode_client(&message)
+        postcard_envelope::encode_client(&message)
     }
 
     pub fn is_volatile(&self) -> bool {
@@ -216,7 +216,7 @@ pub fn decode_cbor(bytes: &[u8]) -> anyhow::Result<In> {
 
 pub fn decode_postcard(bytes: &[u8]) -> anyhow::Result<In> {
     let stamp = |value: &Value| ciborium::from_reader::<Stamp, _>(&value.cbor()[..]).ok();
-    Ok(match postcard::decode_server(bytes).context("server postcard")? {
+    Ok(match postcard_envelope::decode_server(bytes).context("server postcard")? {
         ServerMessage::Push { seq, value, .. } => In::Push { seq, stamp: stamp(&value) },
         ServerMessage::Init { data, .. } => {
             In::Init { entries: data.iter().map(|e| (e.seq, stamp(&e.value))).collect() }
@@ -230,7 +230,8 @@ pub fn decode_postcard(bytes: &[u8]) -> anyhow::Result<In> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use driftdb::protocol::{Dialect, Outgoing, tree};
+    use driftdb::outgoing::Outgoing;
+    use driftdb::protocol::{Dialect, json_cbor};
 
     /// Our client encodings are what the server's decoders expect, and the server's encodings decode back here.
     #[test]
@@ -238,9 +239,9 @@ mod tests {
         let stamp = Stamp { t: 123_456, s: 7, n: 42 };
         for kind in [PushKind::Relay, PushKind::Volatile, PushKind::Append, PushKind::Replace] {
             let out = Out::Push { key: "k\"ey", stamp, kind };
-            let from_json = tree::decode_json(out.json().as_bytes()).unwrap();
-            let from_cbor = tree::decode_cbor(&out.cbor()).unwrap();
-            let from_postcard = postcard::decode_client(&out.postcard()).unwrap();
+            let from_json = json_cbor::decode_json(out.json().as_bytes()).unwrap();
+            let from_cbor = json_cbor::decode_cbor(&out.cbor()).unwrap();
+            let from_postcard = postcard_envelope::decode_client(&out.postcard()).unwrap();
             assert_eq!(from_json, from_cbor);
             assert_eq!(from_json, from_postcard);
             let ClientMessage::Push { key, value, volatile, .. } = from_json else { panic!("a push") };
@@ -252,9 +253,9 @@ mod tests {
             assert_eq!(decode_cbor(reply.cbor(Dialect::Extended)).unwrap(), expected);
             assert_eq!(decode_postcard(reply.postcard()).unwrap(), expected);
         }
-        let get = tree::decode_json(Out::Get { key: "k" }.json().as_bytes()).unwrap();
+        let get = json_cbor::decode_json(Out::Get { key: "k" }.json().as_bytes()).unwrap();
         assert_eq!(get, ClientMessage::Get { key: "k".into(), replay: Replay::After(0) });
-        assert_eq!(tree::decode_cbor(&Out::Get { key: "k" }.cbor()).unwrap(), get);
-        assert_eq!(postcard::decode_client(&Out::Get { key: "k" }.postcard()).unwrap(), get);
+        assert_eq!(json_cbor::decode_cbor(&Out::Get { key: "k" }.cbor()).unwrap(), get);
+        assert_eq!(postcard_envelope::decode_client(&Out::Get { key: "k" }.postcard()).unwrap(), get);
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail, ensure};
 use bytes::{Bytes, BytesMut};
 use ciborium::value::Value as Cbor;
-use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard};
+use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard_envelope};
 use driftdb::room_info::RoomInfo;
 use driftdb::webtransport::framing::{FrameDecoder, fits_datagram, put_frame};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -140,7 +140,7 @@ impl Out<'_> {
             Out::Ping { nonce } => ClientMessage::Ping { nonce: Some(*nonce) },
             Out::Goodbye => ClientMessage::Goodbye,
         };
-        postcard::encode_client(&message)
+        postcard_envelope::encode_client(&message)
     }
 
     fn is_volatile(&self) -> bool {
@@ -190,7 +190,7 @@ fn decode_json(text: &str) -> anyhow::Result<In> {
 
 fn decode_postcard(bytes: &[u8]) -> anyhow::Result<In> {
     let stamp = |value: &Value| ciborium::from_reader::<Stamp, _>(&value.cbor()[..]).ok();
-    Ok(match postcard::decode_server(bytes).context("server postcard")? {
+    Ok(match postcard_envelope::decode_server(bytes).context("server postcard")? {
         ServerMessage::Push { key, seq, value, .. } => In::Push { key: key.to_string(), seq, stamp: stamp(&value) },
         ServerMessage::Init { key, data, .. } => {
             In::Init { key: key.to_string(), entries: data.iter().map(|e| (e.seq, stamp(&e.value))).collect() }

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::close::CloseReason;
-use crate::protocol::Outgoing;
+use crate::outgoing::Outgoing;
 
 pub struct Outbox {
     state: Mutex<State>,

@@ -20,7 +20,8 @@ use super::record::{Journal, Record, StorageUnavailable, StoredRoom};
 use super::room_id::{RoomId, random_u128};
 use crate::close::CloseReason;
 use crate::metrics::Transport;
-use crate::protocol::{Action, ClientMessage, Entry, Key, Outgoing, Replay, ServerMessage, Value};
+use crate::outgoing::Outgoing;
+use crate::protocol::{Action, ClientMessage, Entry, Key, Replay, ServerMessage, Value};
 
 /// Server-wide counts kept by the rooms themselves, so they stay right however a room or connection goes away.
 #[derive(Default)]

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::close::CloseReason;
-use crate::protocol::{Action, ClientMessage, Entry, Key, Outgoing, Replay, ServerMessage, Value};
+use crate::outgoing::Outgoing;
+use crate::protocol::{Action, ClientMessage, Entry, Key, Replay, ServerMessage, Value};
 
 const BIG: usize = 1 << 20;
 

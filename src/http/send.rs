@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::rooms::parse_room_id;
 use crate::auth::{self, Capability};
 use crate::engine::{EngineError, HttpSendError};
-use crate::protocol::{ClientMessage, Dialect, tree};
+use crate::protocol::{ClientMessage, Dialect, json_cbor};
 
 pub async fn send(
     State(state): State<AppState>,
@@ -22,7 +22,7 @@ pub async fn send(
     let id = parse_room_id(&id)?;
     let grant = state.auth.admit(auth::request_token(&headers, query.as_deref()), &id, false)?;
     let body = read_body(body, &state).await?;
-    let decoded = tree::decode_json(&body);
+    let decoded = json_cbor::decode_json(&body);
     state.metrics.http_message(&decoded, body.len());
     let message = decoded.map_err(ApiError::bad_request)?;
     if let ClientMessage::Auth { .. } = message {
@@ -39,7 +39,7 @@ pub async fn send(
         HttpSendError::Engine(e) => ApiError::bad_request(e),
     })?;
     let dialect = Dialect::from_ext_flag(asks_for_extensions(query.as_deref()));
-    let body = reply.map_or_else(|| "null".to_owned(), |m| tree::encode_json(&m, dialect));
+    let body = reply.map_or_else(|| "null".to_owned(), |m| json_cbor::encode_json(&m, dialect));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

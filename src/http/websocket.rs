@@ -26,7 +26,8 @@ use crate::auth::{self, Access};
 use crate::close::CloseReason;
 use crate::engine::{Connection, Outbox};
 use crate::metrics::{ConnectionMetrics, MessageKind, Transport};
-use crate::protocol::{Dialect, Outgoing, WireFormat, tree};
+use crate::outgoing::{Outgoing, WireFormat};
+use crate::protocol::{Dialect, json_cbor};
 
 /// Most messages written per flush.
 const BATCH: usize = 64;
@@ -202,8 +203,8 @@ impl Reader<'_> {
                 () = &mut expired => return Some(CloseReason::TokenExpired),
             };
             let (decoded, len) = match frame {
-                Ok(Message::Text(text)) => (tree::decode_json(text.as_bytes()), text.len()),
-                Ok(Message::Binary(bytes)) => (tree::decode_cbor(&bytes), bytes.len()),
+                Ok(Message::Text(text)) => (json_cbor::decode_json(text.as_bytes()), text.len()),
+                Ok(Message::Binary(bytes)) => (json_cbor::decode_cbor(&bytes), bytes.len()),
                 // tungstenite answers pings itself; pongs only prove the peer is alive.
                 Ok(Message::Ping(_) | Message::Pong(_)) => continue,
                 Ok(Message::Close(_)) => return None,

@@ -30,7 +30,7 @@ use crate::close::CloseReason;
 use crate::config::LimitsConfig;
 use crate::engine::{Connection, Outbox, Rooms};
 use crate::metrics::{ConnectionMetrics, MessageKind, Metrics, Transport};
-use crate::protocol::{Action, ClientMessage, postcard};
+use crate::protocol::{Action, ClientMessage, postcard_envelope};
 
 /// Longest wait for the CONNECT request after the QUIC handshake.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -360,7 +360,7 @@ impl Inbound {
 
     /// Decodes one counted message and hands it to the engine (or answers its error).
     fn handle(&self, bytes: &[u8], datagram: bool) -> Option<End> {
-        let decoded = postcard::decode_client(bytes);
+        let decoded = postcard_envelope::decode_client(bytes);
         self.metrics.received(MessageKind::of(&decoded), bytes.len());
         match decoded {
             Ok(ClientMessage::Goodbye) if !datagram => return Some(End::Goodbye),

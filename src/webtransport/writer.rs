@@ -15,7 +15,7 @@ use super::framing::{fits_datagram, put_frame};
 use crate::close::CloseReason;
 use crate::engine::Outbox;
 use crate::metrics::ConnectionMetrics;
-use crate::protocol::Outgoing;
+use crate::outgoing::Outgoing;
 
 /// Most messages taken from the outbox per write.
 const BATCH: usize = 64;

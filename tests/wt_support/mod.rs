@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::common::{TestServer, json_body};
 use bytes::{Bytes, BytesMut};
 use driftdb::config::ServerConfig;
-use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard};
+use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard_envelope};
 use driftdb::room_info::RoomInfo;
 use driftdb::server::RunningServer;
 use driftdb::webtransport::framing::{FrameDecoder, put_frame};
@@ -148,7 +148,7 @@ impl WtClient {
     /// Sends one message on the control stream.
     pub async fn send(&mut self, message: &ClientMessage) {
         let mut frame = BytesMut::new();
-        put_frame(&mut frame, &postcard::encode_client(message));
+        put_frame(&mut frame, &postcard_envelope::encode_client(message));
         self.send_raw(&frame).await;
     }
 
@@ -159,7 +159,7 @@ impl WtClient {
 
     /// Sends one message as a datagram.
     pub fn send_datagram(&self, message: &ClientMessage) {
-        self.session.send_datagram(Bytes::from(postcard::encode_client(message))).expect("datagram sent");
+        self.session.send_datagram(Bytes::from(postcard_envelope::encode_client(message))).expect("datagram sent");
     }
 
     /// The next message on the control stream.
@@ -172,7 +172,7 @@ impl WtClient {
         let decoder = FrameDecoder::new(usize::MAX);
         loop {
             if let Some(frame) = decoder.next_frame(&mut self.buf).expect("well-formed frames") {
-                return Some(postcard::decode_server(&frame).expect("a valid server message"));
+                return Some(postcard_envelope::decode_server(&frame).expect("a valid server message"));
             }
             let mut chunk = [0u8; 16 * 1024];
             match self.recv.read(&mut chunk).await {
@@ -185,7 +185,7 @@ impl WtClient {
     /// The next datagram.
     pub async fn recv_datagram(&self) -> ServerMessage {
         let datagram = within("datagram", self.session.read_datagram()).await.expect("datagram");
-        postcard::decode_server(&datagram).expect("a valid server message")
+        postcard_envelope::decode_server(&datagram).expect("a valid server message")
     }
 
     /// The WebTransport session close code and reason the server sent (its CLOSE_WEBTRANSPORT_SESSION capsule, which

@@ -3,7 +3,7 @@
 //! The published `driftdb` 1.0.12 client, and code written against the reference server, expect exactly the
 //! reference's shapes: an `init` without `epoch`, a `push` without `volatile`. Our own clients opt in to the extended
 //! shapes (`?ext=true` on the connect or send URL; WebTransport always). Only a few messages differ between the two
-//! ([`ServerMessage::differs_by_dialect`]), so a shared [`Outgoing`](super::Outgoing) encodes a second variant only
+//! ([`ServerMessage::differs_by_dialect`]), so a shared `Outgoing` (in the server crate) encodes a second variant only
 //! for those, and only once a recipient of that dialect needs it.
 
 use super::ServerMessage;

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 
-use super::{Dialect, ServerMessage, postcard, tree};
+use crate::protocol::{Dialect, ServerMessage, json_cbor, postcard_envelope};
 
 /// The encodings a recipient may want.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,16 +85,16 @@ impl Outgoing {
     }
 
     pub fn json(&self, dialect: Dialect) -> &Utf8Bytes {
-        self.0.json.get(&self.0.message, dialect, |m, d| Utf8Bytes::from(tree::encode_json(m, d)))
+        self.0.json.get(&self.0.message, dialect, |m, d| Utf8Bytes::from(json_cbor::encode_json(m, d)))
     }
 
     pub fn cbor(&self, dialect: Dialect) -> &Bytes {
-        self.0.cbor.get(&self.0.message, dialect, |m, d| Bytes::from(tree::encode_cbor(m, d)))
+        self.0.cbor.get(&self.0.message, dialect, |m, d| Bytes::from(json_cbor::encode_cbor(m, d)))
     }
 
     /// The postcard encoding, without framing (a datagram carries it as is; the control stream adds a length).
     pub fn postcard(&self) -> &Bytes {
-        self.0.postcard.get_or_init(|| Bytes::from(postcard::encode_server(&self.0.message)))
+        self.0.postcard.get_or_init(|| Bytes::from(postcard_envelope::encode_server(&self.0.message)))
     }
 
     /// The bytes of this message in `format`, with the fields of `dialect` (postcard is always extended).

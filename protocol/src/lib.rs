@@ -1,21 +1,20 @@
 //! The client and server messages, defined once, and one codec per wire format.
 //!
-//! - [`tree`]: JSON text and CBOR binary frames (WebSocket, HTTP send). JSON is parsed straight into a CBOR tree so
-//!   that both encodings share one message parser.
-//! - [`postcard`]: the WebTransport envelope (control stream and datagrams).
-//! - [`outgoing`]: a server message shared by every recipient, encoded lazily at most once per wire format and
-//!   [`Dialect`].
+//! - [`json_cbor`]: JSON text and CBOR binary frames (WebSocket, HTTP send). JSON is parsed straight into a CBOR tree
+//!   so that both encodings share one message parser.
+//! - [`postcard_envelope`]: the WebTransport envelope (control stream and datagrams), encoded with postcard.
+//!
+//! This crate has no server in it (no tokio, no HTTP types), so clients, tools and the fuzz targets build it alone.
+//! The server's fan-out of one encoded message to many recipients is `driftdb::outgoing`.
 
 mod dialect;
-pub mod outgoing;
-pub mod postcard;
-pub mod tree;
+pub mod json_cbor;
+pub mod postcard_envelope;
 mod value;
 
 use std::sync::Arc;
 
 pub use dialect::Dialect;
-pub use outgoing::{Outgoing, WireFormat};
 pub use value::Value;
 
 /// A room key: any UTF-8 string, `""` included.
