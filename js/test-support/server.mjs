@@ -11,6 +11,7 @@
 
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 import { whenProcessEnds } from './cleanup.mjs'
@@ -146,4 +147,19 @@ export async function startServer({ args = [], port = 0, startTimeoutMs = 30_000
       }
     },
   }
+}
+
+/**
+ * A TCP port that is free now: a server restarted on it comes back where its clients reconnect to.
+ * @returns {Promise<number>}
+ */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
 }

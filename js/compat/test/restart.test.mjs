@@ -2,11 +2,10 @@
 // data directory and port, and connected clients carry on with no duplicate or missing entry.
 
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { startServer } from '../../test-support/server.mjs'
+import { freePort, startServer } from '../../test-support/server.mjs'
 import {
   Api,
   DbConnection,
@@ -21,18 +20,6 @@ import {
 
 // The reference client reconnects on its own, after a back-off of a few seconds.
 const RECONNECT_MS = 15_000
-
-/** A TCP port that is free now (the restarted server must come back on the same one). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
-}
 
 const cleanups = []
 after(() => {

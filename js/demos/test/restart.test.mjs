@@ -2,26 +2,13 @@
 // that stays open reconnects and goes on counting, and a tab opened afterwards shows the stored count.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 
 import { launchChromium } from '../../test-support/chromium.mjs'
-import { startServer } from '../../test-support/server.mjs'
+import { freePort, startServer } from '../../test-support/server.mjs'
 import { DIST, STEP_TIMEOUT_MS, connected, eventually, shareLink } from './helpers.mjs'
-
-/** A TCP port that is free now: the restarted server comes back on it, so open tabs can reconnect. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'driftdb-demos-'))
 const cleanups = [() => rmSync(dir, { recursive: true, force: true })]
