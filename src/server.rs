@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -156,7 +156,7 @@ async fn sweep(rooms: Arc<Rooms>, admission: Arc<Admission>, shutdown: Cancellat
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let expired = rooms.expire_idle();
+        let expired = rooms.expire_idle(Instant::now());
         if expired > 0 {
             info!(expired, remaining = rooms.len(), "expired idle rooms");
         }

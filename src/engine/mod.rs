@@ -13,6 +13,7 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 pub use limits::Limits;
 pub use outbox::Outbox;
@@ -30,6 +31,9 @@ use crate::protocol::{ClientMessage, ServerMessage};
 /// Lock order: the registry's lock, then a room's. Connecting and HTTP sends happen under the registry lock so that
 /// [`Rooms::expire_idle`] can never remove a room between finding it and using it. A room not in memory is read
 /// from the journal outside the registry lock, so a slow disk never holds up other rooms.
+///
+/// The registry holds no clock either (see the `room` module): [`Rooms::expire_idle`] is told the time, and the
+/// entries below that transports call read it once and pass it to the room.
 pub struct Rooms {
     rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
     limits: Arc<Limits>,
@@ -92,12 +96,14 @@ impl Rooms {
     /// The room with this id: in memory, else loaded from the store, else created with a new epoch. A shared room
     /// URL keeps working after a restart; a new epoch tells reconnecting clients their history is gone.
     pub fn get_or_create(&self, id: &RoomId) -> Result<Arc<Room>, OpenRoomError> {
-        self.open(id, |room| Ok(room.clone()))
+        self.open(id, Instant::now(), |room| Ok(room.clone()))
     }
 
     /// Attaches a connection to the room `id` (loaded or created if needed).
     pub fn connect(&self, id: &RoomId, outbox: Arc<Outbox>, debug: bool) -> Result<Connection, CloseReason> {
-        self.open(id, |room| room.connect(outbox, debug).map_err(OpenOr::Use)).map_err(|error| match error {
+        let now = Instant::now();
+        let connected = self.open(id, now, |room| room.connect_at(outbox, debug, now).map_err(OpenOr::Use));
+        connected.map_err(|error| match error {
             OpenOr::Open(error) => error.close_reason(),
             OpenOr::Use(reason) => reason,
         })
@@ -105,7 +111,9 @@ impl Rooms {
 
     /// Handles one message sent over HTTP to the room `id` (loaded or created if needed).
     pub fn handle_http(&self, id: &RoomId, message: ClientMessage) -> Result<Option<ServerMessage>, HttpSendError> {
-        self.open(id, |room| room.handle_http(message).map_err(OpenOr::Use)).map_err(|error| match error {
+        let now = Instant::now();
+        let handled = self.open(id, now, |room| room.handle_http_at(message, now).map_err(OpenOr::Use));
+        handled.map_err(|error| match error {
             OpenOr::Open(error) => HttpSendError::Open(error),
             OpenOr::Use(error) => HttpSendError::Engine(error),
         })
@@ -143,13 +151,13 @@ impl Rooms {
         self.census.allocated_rooms.load(Ordering::Acquire)
     }
 
-    /// Removes rooms with no connection and no write for the configured TTL, from memory and from the store;
-    /// returns how many went.
-    pub fn expire_idle(&self) -> usize {
+    /// Removes rooms that, at `now`, have had no connection and no write for the configured TTL, from memory and
+    /// from the store; returns how many went.
+    pub fn expire_idle(&self, now: Instant) -> usize {
         let mut rooms = self.lock();
         let before = rooms.len();
         rooms.retain(|_, room| {
-            let expired = room.is_expired(self.limits.room_ttl);
+            let expired = room.is_expired(self.limits.room_ttl, now);
             if expired {
                 room.remove_from_store();
             }
@@ -162,12 +170,13 @@ impl Rooms {
         self.rooms.lock().expect("rooms lock poisoned")
     }
 
-    /// Finds, loads or creates the room `id` and runs `using` on it under the registry lock (so expiry cannot
-    /// remove it in between). Loading happens outside the lock; if two callers load the same room at once, the
-    /// first to come back wins and the other's copy is dropped unused.
+    /// Finds, loads or creates (as active at `now`) the room `id` and runs `using` on it under the registry lock (so
+    /// expiry cannot remove it in between). Loading happens outside the lock; if two callers load the same room at
+    /// once, the first to come back wins and the other's copy is dropped unused.
     fn open<T, E: From<OpenRoomError>>(
         &self,
         id: &RoomId,
+        now: Instant,
         using: impl FnOnce(&Arc<Room>) -> Result<T, E>,
     ) -> Result<T, E> {
         {
@@ -185,8 +194,8 @@ impl Rooms {
         self.check_room_limit(&rooms).map_err(OpenRoomError::from)?;
         let (limits, census, journal) = (self.limits.clone(), self.census.clone(), self.journal.clone());
         let room = Arc::new(match stored {
-            Some(stored) => Room::restore(id.clone(), stored, true, limits, census, journal),
-            None => Room::new(id.clone(), limits, census, journal),
+            Some(stored) => Room::restore(id.clone(), stored, true, limits, census, journal, now),
+            None => Room::new(id.clone(), limits, census, journal, now),
         });
         rooms.insert(id.clone(), room.clone());
         using(&room)

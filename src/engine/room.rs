@@ -4,6 +4,12 @@
 //! subscriber's [`Outbox`] (a non-blocking push). That one critical section is what makes the guarantees hold: all
 //! subscribers of a key see one order, a `get`'s replay and its live pushes neither overlap nor leave a gap, and a
 //! sender's `stream_size` follows its own echo. Nothing in here awaits, so the lock is never held across an await.
+//!
+//! Time: a room holds no clock. Whatever marks activity or checks expiry takes `now` from its caller, so expiry is
+//! a function of the instants passed in and tests need no sleeps. The entries the transports call per connection or
+//! per message ([`Room::connect`], [`Room::handle_http`], [`Connection::handle`], dropping a [`Connection`]) read
+//! `Instant::now()` once, there, and pass it down: keeping their signatures spares every transport a change, and
+//! the `_at` form beside each takes the instant from its caller instead.
 
 mod inspect;
 
@@ -12,7 +18,7 @@ pub use inspect::{ConnectionCounts, KeySnapshot, RoomSnapshot};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::limits::{Limits, entry_cost, key_cost};
 use super::outbox::Outbox;
@@ -75,7 +81,8 @@ struct RoomState {
     known_to_store: bool,
     /// Bytes of stored keys and entries, as accounted by [`key_cost`] and [`entry_cost`].
     stored_bytes: usize,
-    /// Last connect, disconnect or write: rooms idle past their TTL expire.
+    /// Last connect, disconnect or write: rooms idle past their TTL expire. Only ever moved forward (see
+    /// [`RoomState::touch`]).
     last_active: Instant,
     keys: HashMap<Key, KeyState>,
     conns: HashMap<ConnId, ConnState>,
@@ -98,12 +105,20 @@ struct ConnState {
 }
 
 impl Room {
-    pub(crate) fn new(id: RoomId, limits: Arc<Limits>, census: Arc<Census>, journal: Arc<dyn Journal>) -> Self {
+    /// A new room, created at `now`.
+    pub(crate) fn new(
+        id: RoomId,
+        limits: Arc<Limits>,
+        census: Arc<Census>,
+        journal: Arc<dyn Journal>,
+        now: Instant,
+    ) -> Self {
         let stored = StoredRoom { epoch: new_epoch(), seq: 0, keys: Vec::new() };
-        Self::restore(id, stored, false, limits, census, journal)
+        Self::restore(id, stored, false, limits, census, journal, now)
     }
 
-    /// Rebuilds a room from what the store holds (`known_to_store`), or starts a new one.
+    /// Rebuilds a room from what the store holds (`known_to_store`), or starts a new one; it counts as active at
+    /// `now`, so a room loaded from the store gets a full TTL before it can expire.
     pub(crate) fn restore(
         id: RoomId,
         stored: StoredRoom,
@@ -111,6 +126,7 @@ impl Room {
         limits: Arc<Limits>,
         census: Arc<Census>,
         journal: Arc<dyn Journal>,
+        now: Instant,
     ) -> Self {
         census.allocated_rooms.fetch_add(1, Ordering::AcqRel);
         // Charged as `store` charges them: each key with a stored entry once, then each entry.
@@ -129,7 +145,7 @@ impl Room {
             seq: stored.seq,
             known_to_store,
             stored_bytes,
-            last_active: Instant::now(),
+            last_active: now,
             keys,
             conns: HashMap::new(),
             debug: HashMap::new(),
@@ -177,15 +193,26 @@ impl Room {
         self.lock().stored_bytes
     }
 
-    /// Whether the room has had no connection and no write for `ttl`.
-    pub(crate) fn is_expired(&self, ttl: std::time::Duration) -> bool {
+    /// Whether, at `now`, the room has had no connection and no write for `ttl`.
+    pub(crate) fn is_expired(&self, ttl: Duration, now: Instant) -> bool {
         let state = self.lock();
-        state.conns.is_empty() && state.last_active.elapsed() >= ttl
+        // Saturating: an instant older than the last activity (read before another caller's) means "not idle".
+        state.conns.is_empty() && now.saturating_duration_since(state.last_active) >= ttl
     }
 
     /// Attaches a connection whose outgoing messages go to `outbox`. Dropping the returned handle detaches it.
     /// Refused with the close reason when the room or the server is at its connection limit.
     pub fn connect(self: &Arc<Self>, outbox: Arc<Outbox>, debug: bool) -> Result<Connection, CloseReason> {
+        self.connect_at(outbox, debug, Instant::now())
+    }
+
+    /// [`Room::connect`] at `now`.
+    pub fn connect_at(
+        self: &Arc<Self>,
+        outbox: Arc<Outbox>,
+        debug: bool,
+        now: Instant,
+    ) -> Result<Connection, CloseReason> {
         let mut state = self.lock();
         if state.conns.len() >= self.limits.max_connections_per_room {
             return Err(CloseReason::RoomFull);
@@ -198,7 +225,7 @@ impl Room {
         if reserved.is_err() {
             return Err(CloseReason::ServerFull);
         }
-        state.last_active = Instant::now();
+        state.touch(now);
         let id = state.next_conn;
         state.next_conn += 1;
         state.conns.insert(id, ConnState { subscriptions: HashSet::new(), transport: None });
@@ -217,10 +244,15 @@ impl Room {
     /// Handles a message sent over HTTP (`POST /room/ID/send`): there is no connection, so nothing subscribes and
     /// the direct reply is returned instead of queued.
     pub fn handle_http(&self, message: ClientMessage) -> Result<Option<ServerMessage>, EngineError> {
+        self.handle_http_at(message, Instant::now())
+    }
+
+    /// [`Room::handle_http`] at `now`.
+    pub fn handle_http_at(&self, message: ClientMessage, now: Instant) -> Result<Option<ServerMessage>, EngineError> {
         match message {
             ClientMessage::Push { key, value, action, volatile } => {
                 let mut state = self.lock();
-                let size = state.push(self, key.clone(), value, action, volatile)?;
+                let size = state.push(self, key.clone(), value, action, volatile, now)?;
                 drop(state);
                 Ok(size.map(|size| ServerMessage::StreamSize { key, size }))
             }
@@ -259,7 +291,14 @@ fn entries_after(stream: &[Entry], after: u64) -> Vec<Entry> {
 }
 
 impl RoomState {
-    /// Applies a push. Returns the key's stored stream size when the sender should be told it (more than one entry).
+    /// Marks the room active at `now`. Never backwards: callers read the clock before taking the room's lock, so a
+    /// later lock holder may bring an earlier instant.
+    fn touch(&mut self, now: Instant) {
+        self.last_active = self.last_active.max(now);
+    }
+
+    /// Applies a push at `now`. Returns the key's stored stream size when the sender should be told it (more than
+    /// one entry).
     fn push(
         &mut self,
         room: &Room,
@@ -267,13 +306,15 @@ impl RoomState {
         value: Value,
         action: Action,
         volatile: bool,
+        now: Instant,
     ) -> Result<Option<u64>, EngineError> {
         if volatile && action != Action::Relay {
             return Err(EngineError::VolatileNotRelay);
         }
         self.admit(&room.limits, room.journal.as_ref(), &key, value.len(), action)?;
+        // Relays are not activity: they leave nothing behind that would be worth keeping the room for.
         if action != Action::Relay {
-            self.last_active = Instant::now();
+            self.touch(now);
         }
         let stored_changed = match action {
             // An ignored compact reports no size either: the sender is behind, and answering would invite it to
@@ -465,14 +506,17 @@ impl RoomState {
         }
     }
 
-    fn disconnect(&mut self, conn: ConnId) {
+    /// Detaches `conn` at `now`; returns whether it was attached (false the second time).
+    fn disconnect(&mut self, conn: ConnId, now: Instant) -> bool {
+        let Some(conn_state) = self.conns.remove(&conn) else {
+            return false;
+        };
         self.debug.remove(&conn);
-        self.last_active = Instant::now();
-        if let Some(conn_state) = self.conns.remove(&conn) {
-            for key in &conn_state.subscriptions {
-                self.unsubscribe(conn, key);
-            }
+        self.touch(now);
+        for key in &conn_state.subscriptions {
+            self.unsubscribe(conn, key);
         }
+        true
     }
 }
 
@@ -502,10 +546,15 @@ impl Connection {
 
     /// Applies one client message; every reply (push echo, init, stream_size, pong, error) goes to the outbox.
     pub fn handle(&self, message: ClientMessage) {
+        self.handle_at(message, Instant::now())
+    }
+
+    /// [`Connection::handle`] at `now`.
+    pub fn handle_at(&self, message: ClientMessage, now: Instant) {
         match message {
             ClientMessage::Push { key, value, action, volatile } => {
                 let mut state = self.room.lock();
-                match state.push(&self.room, key.clone(), value, action, volatile) {
+                match state.push(&self.room, key.clone(), value, action, volatile, now) {
                     Ok(Some(size)) => self.reply(ServerMessage::StreamSize { key, size }),
                     Ok(None) => {}
                     Err(error) => self.send_error(error.to_string()),
@@ -534,14 +583,26 @@ impl Connection {
         self.reply(ServerMessage::Error { message });
     }
 
+    /// Detaches the connection at `now`: what dropping it does at the current time.
+    pub fn close_at(self, now: Instant) {
+        self.detach(now);
+    }
+
     fn reply(&self, message: ServerMessage) {
         self.outbox.push(Outgoing::new(message));
+    }
+
+    /// Idempotent, so that [`Connection::close_at`] followed by the drop counts the connection out once.
+    fn detach(&self, now: Instant) {
+        if self.room.lock().disconnect(self.id, now) {
+            self.room.census.connections.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
 impl Drop for Connection {
+    /// Drop has no caller to hand it the time, so it reads the clock itself.
     fn drop(&mut self) {
-        self.room.lock().disconnect(self.id);
-        self.room.census.connections.fetch_sub(1, Ordering::AcqRel);
+        self.detach(Instant::now());
     }
 }

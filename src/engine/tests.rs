@@ -1,6 +1,7 @@
 //! Engine tests: every row of PROTOCOL.md part A and every point of part B that the engine owns, by plain calls.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::close::CloseReason;
@@ -420,18 +421,86 @@ fn room_limit_refuses_new_rooms_only() {
     assert_eq!(rooms.connect(&other, Arc::new(Outbox::new(BIG)), false).err(), Some(CloseReason::TooManyRooms));
 }
 
+/// The room TTL of the expiry tests; they pass instants, so its length costs nothing.
+const TTL: Duration = Duration::from_secs(60);
+/// Far below the TTL: the smallest step the expiry tests take around its boundary.
+const TICK: Duration = Duration::from_millis(1);
+
+/// `N` new rooms in `rooms`, and the instant the expiry tests count from. It is read after the rooms were created,
+/// so the write made there is exactly each room's last activity.
+fn active_at_t0<const N: usize>(rooms: Rooms) -> (Rooms, [Arc<Room>; N], Instant) {
+    let created: [_; N] = std::array::from_fn(|_| rooms.create().unwrap());
+    let t0 = Instant::now();
+    for room in &created {
+        room.handle_http_at(push("k", 0, Action::Append), t0).unwrap();
+    }
+    (rooms, created, t0)
+}
+
+fn expiring() -> Rooms {
+    limited(|l| l.room_ttl = TTL)
+}
+
 #[test]
-fn idle_rooms_expire_and_busy_ones_stay() {
-    let rooms = limited(|l| l.room_ttl = std::time::Duration::ZERO);
+fn an_idle_room_expires_a_ttl_after_its_last_write() {
+    let (rooms, [room], t0) = active_at_t0(expiring());
+    assert_eq!(rooms.expire_idle(t0), 0);
+    assert_eq!(rooms.expire_idle(t0 + TTL - TICK), 0);
+    assert_eq!(rooms.expire_idle(t0 + TTL), 1);
+    assert!(rooms.get(room.id()).is_none());
+    assert!(rooms.is_empty());
+}
+
+#[test]
+fn the_default_ttl_is_a_day() {
+    let (rooms, [_room], t0) = active_at_t0(limited(|_| {}));
+    let day = Duration::from_secs(24 * 60 * 60);
+    assert_eq!(rooms.expire_idle(t0 + day - TICK), 0);
+    assert_eq!(rooms.expire_idle(t0 + day), 1);
+}
+
+#[test]
+fn a_room_with_a_connection_never_expires() {
+    let (rooms, [idle], t0) = active_at_t0(expiring());
     let busy = RoomId::parse("busy").unwrap();
     let _conn = rooms.connect(&busy, Arc::new(Outbox::new(BIG)), false).unwrap();
-    rooms.create().unwrap();
-    assert_eq!(rooms.expire_idle(), 1);
+    drop(idle);
+    assert_eq!(rooms.expire_idle(t0 + 1_000 * TTL), 1);
     assert!(rooms.get(&busy).is_some());
     assert_eq!(rooms.allocated_rooms(), 1, "the expired room's memory is freed");
-    let kept = limited(|_| {});
-    kept.create().unwrap();
-    assert_eq!(kept.expire_idle(), 0, "the default TTL is a day");
+}
+
+#[test]
+fn stored_writes_keep_a_room_alive_and_relays_do_not() {
+    let (rooms, [written, relayed], t0) = active_at_t0(expiring());
+    written.handle_http_at(push("k", 1, Action::Replace), t0 + TTL / 2).unwrap();
+    relayed.handle_http_at(push("cursor", 1, Action::Relay), t0 + TTL / 2).unwrap();
+    assert_eq!(rooms.expire_idle(t0 + TTL), 1);
+    assert!(rooms.get(relayed.id()).is_none(), "a relay is not activity");
+    assert_eq!(rooms.expire_idle(t0 + TTL / 2 + TTL - TICK), 0);
+    assert_eq!(rooms.expire_idle(t0 + TTL / 2 + TTL), 1);
+}
+
+#[test]
+fn a_room_expires_a_ttl_after_its_last_connection_left() {
+    let (rooms, [room], t0) = active_at_t0(expiring());
+    let conn = room.connect_at(Arc::new(Outbox::new(BIG)), false, t0).unwrap();
+    conn.handle_at(push("cursor", 1, Action::Relay), t0 + TTL);
+    assert_eq!(rooms.expire_idle(t0 + 2 * TTL - TICK), 0, "connected");
+    conn.close_at(t0 + 2 * TTL);
+    assert_eq!(rooms.connection_count(), 0, "closing then dropping counts the connection out once");
+    assert_eq!(rooms.expire_idle(t0 + 3 * TTL - TICK), 0);
+    assert_eq!(rooms.expire_idle(t0 + 3 * TTL), 1);
+}
+
+#[test]
+fn an_earlier_instant_arriving_late_does_not_shorten_the_ttl() {
+    let (rooms, [room], t0) = active_at_t0(expiring());
+    room.handle_http_at(push("k", 1, Action::Append), t0 + TTL).unwrap();
+    // A caller that read the clock before the write above but took the room's lock after it.
+    room.handle_http_at(push("k", 2, Action::Append), t0).unwrap();
+    assert_eq!(rooms.expire_idle(t0 + 2 * TTL - TICK), 0);
+    assert_eq!(rooms.expire_idle(t0 + 2 * TTL), 1);
 }
 
 /// A journal that keeps what the engine hands it, and can be told to refuse writes or to serve a stored room.
@@ -541,12 +610,10 @@ fn a_stored_room_is_restored_with_its_epoch_seq_streams_and_limits() {
 #[test]
 fn expiry_removes_the_stored_room() {
     let journal = Arc::new(RecordingJournal::default());
-    let limits = Limits { room_ttl: std::time::Duration::ZERO, ..Limits::default() };
-    let rooms = Rooms::with_journal(limits, journal.clone());
-    let room = rooms.create().unwrap();
-    room.handle_http(push("k", 1, Action::Append)).unwrap();
+    let limits = Limits { room_ttl: TTL, ..Limits::default() };
+    let (rooms, [room], t0) = active_at_t0(Rooms::with_journal(limits, journal.clone()));
     let id = room.id().clone();
     drop(room);
-    assert_eq!(rooms.expire_idle(), 1);
+    assert_eq!(rooms.expire_idle(t0 + TTL), 1);
     assert_eq!(journal.records.lock().unwrap().last(), Some(&Record::Removed { room: id }));
 }
