@@ -1,6 +1,8 @@
 //! DriftDB: a real-time key-value database for browser applications.
 //!
-//! One room engine ([`engine`]) served over WebSocket and HTTP ([`http`]); messages and codecs in [`protocol`].
+//! One room engine ([`engine`]) served over WebSocket ([`websocket`]), WebTransport ([`webtransport`]) and HTTP
+//! ([`http`]); both transports run through one connection [`driver`] with one [`context`]; messages and codecs in
+//! [`protocol`].
 
 pub mod admission;
 pub mod auth;
@@ -8,6 +10,8 @@ pub mod close;
 pub mod config;
 pub mod config_check;
 pub mod config_file;
+pub mod context;
+pub mod driver;
 pub mod embedded;
 pub mod engine;
 pub mod http;
@@ -18,4 +22,5 @@ pub mod room_info;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod websocket;
 pub mod webtransport;

@@ -13,13 +13,14 @@ use tracing::{info, warn};
 use crate::admission::Admission;
 use crate::auth::{Auth, AuthError};
 use crate::config::ServerConfig;
+use crate::context::{Context, ServerContext};
 use crate::engine::Rooms;
-use crate::http::{self, AppState, router};
+use crate::http::{self, router};
 use crate::metrics::Metrics;
 use crate::storage::redb_store::RedbBackend;
 use crate::storage::{BackendError, DiskJournal, StorageKind};
 use crate::tls::TlsError;
-use crate::webtransport::{self, Shared, WebTransportError, WebTransportServer};
+use crate::webtransport::{self, WebTransportError, WebTransportServer};
 
 /// How long shutdown waits for connections to flush their queues and say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -76,29 +77,24 @@ impl RunningServer {
         if let Some(journal) = &storage {
             metrics.watch_storage(journal.clone());
         }
-        let state = AppState {
+        let context: Context = Arc::new(ServerContext {
             rooms: Arc::new(rooms),
-            admission: Arc::new(Admission::new(&config.limits)),
+            admission: Admission::new(&config.limits),
             auth,
             metrics,
-            config: Arc::new(config),
+            config,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             webtransport: webtransport.as_ref().map(WebTransportServer::info),
-        };
-        let (rooms, shutdown, connections) = (state.rooms.clone(), state.shutdown.clone(), state.connections.clone());
-        tokio::spawn(sweep(state.rooms.clone(), state.admission.clone(), shutdown.clone()));
+        });
+        let (rooms, shutdown, connections) =
+            (context.rooms.clone(), context.shutdown.clone(), context.connections.clone());
+        tokio::spawn(sweep(context.clone()));
         if let Some(webtransport) = &webtransport {
-            let shared = Shared {
-                rooms: state.rooms.clone(),
-                admission: state.admission.clone(),
-                auth: state.auth.clone(),
-                metrics: state.metrics.clone(),
-            };
-            webtransport.start(&state.config, shared, shutdown.clone(), connections.clone());
+            webtransport.start(&context);
         }
-        let bounds = state.config.limits.http_bounds();
-        let app = router(state);
+        let bounds = context.config.limits.http_bounds();
+        let app = router(context);
         let http_task = tokio::spawn(http::serve(listener, app, bounds, shutdown.clone(), SHUTDOWN_GRACE));
         info!(%http_addr, "listening");
         Ok(RunningServer { http_addr, rooms, shutdown, connections, http_task, webtransport, storage })
@@ -148,7 +144,8 @@ impl RunningServer {
 }
 
 /// Periodically frees what idle clients left behind: expired rooms and the connect-rate table's quiet addresses.
-async fn sweep(rooms: Arc<Rooms>, admission: Arc<Admission>, shutdown: CancellationToken) {
+async fn sweep(context: Context) {
+    let ServerContext { rooms, admission, shutdown, .. } = &*context;
     let period = (rooms.limits().room_ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
     let mut ticker = tokio::time::interval(period);
     loop {

@@ -10,8 +10,8 @@ use super::{Auth, Capability, Grant, Refusal};
 use crate::engine::{Connection, RoomId};
 use crate::protocol::ClientMessage;
 
-/// A connection's live grant. Shared by a transport's readers (WebTransport reads the control stream and datagrams
-/// in two tasks); the lock is never held across an await.
+/// A connection's live grant, consulted by the connection driver's reading loop. The lock is never held across an
+/// await.
 pub struct Access {
     auth: Arc<Auth>,
     room: RoomId,

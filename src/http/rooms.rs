@@ -6,14 +6,14 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::HeaderMap;
 
-use super::AppState;
 use super::error::ApiError;
 use crate::auth::{self, Refusal};
+use crate::context::{Context, ServerContext};
 use crate::engine::{RoomId, RoomSnapshot};
 use crate::room_info::RoomInfo;
 
 pub async fn new_room(
-    State(state): State<AppState>,
+    State(state): State<Context>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<RoomInfo>, ApiError> {
@@ -26,7 +26,7 @@ pub async fn new_room(
 }
 
 pub async fn room_info(
-    State(state): State<AppState>,
+    State(state): State<Context>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -46,7 +46,7 @@ pub async fn room_info(
 /// It shows every stored stream, as a `?debug=true` connection does, so with tokens on it needs the `debug`
 /// capability (or the admin token).
 pub async fn inspect(
-    State(state): State<AppState>,
+    State(state): State<Context>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -62,7 +62,7 @@ pub async fn inspect(
 
 /// Room info (which creates the room if needed) is for the admin token, or, when tokens are on, for a token of
 /// this room; only the admin creates a room when `--admin-token-file` is set.
-fn may_see_room(state: &AppState, token: Option<&str>, id: &RoomId) -> Result<(), ApiError> {
+fn may_see_room(state: &ServerContext, token: Option<&str>, id: &RoomId) -> Result<(), ApiError> {
     let auth = &state.auth;
     if auth.admin_required() && auth.is_admin(token) {
         return Ok(());
@@ -79,7 +79,7 @@ pub fn parse_room_id(id: &str) -> Result<RoomId, ApiError> {
     RoomId::parse(id).map_err(ApiError::bad_request)
 }
 
-fn room_info_for(state: &AppState, headers: &HeaderMap, id: &RoomId) -> RoomInfo {
+fn room_info_for(state: &ServerContext, headers: &HeaderMap, id: &RoomId) -> RoomInfo {
     let base = PublicBase::of(state, headers);
     RoomInfo {
         room: id.to_string(),
@@ -106,7 +106,7 @@ struct PublicBase {
 }
 
 impl PublicBase {
-    fn of(state: &AppState, headers: &HeaderMap) -> Self {
+    fn of(state: &ServerContext, headers: &HeaderMap) -> Self {
         if let Some(url) = &state.config.public_url {
             return Self::parse(url);
         }

@@ -5,15 +5,15 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::error::ApiError;
 use super::rooms::parse_room_id;
 use crate::auth::{self, Capability};
+use crate::context::{Context, ServerContext};
 use crate::engine::{EngineError, HttpSendError};
 use crate::protocol::{ClientMessage, Dialect, json_cbor};
 
 pub async fn send(
-    State(state): State<AppState>,
+    State(state): State<Context>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -45,7 +45,7 @@ pub async fn send(
 
 /// The whole body, within `--max-message-bytes` (413) and `--http-body-timeout-ms` (408): a per-chunk timeout would
 /// let a client trickling one byte at a time hold the request forever, so the deadline is for the whole body.
-async fn read_body(body: Body, state: &AppState) -> Result<Bytes, ApiError> {
+async fn read_body(body: Body, state: &ServerContext) -> Result<Bytes, ApiError> {
     let limit = state.config.max_message_bytes;
     match tokio::time::timeout(state.config.limits.http_body_timeout(), axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::request_timeout("the request body did not arrive in time")),

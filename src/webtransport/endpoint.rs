@@ -7,11 +7,11 @@ use std::time::Duration;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{IdleTimeout, TransportConfig};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::WebTransportError;
-use super::session::{self, SessionContext};
+use super::session;
+use crate::context::Context;
 use crate::tls::{Certificates, CertifiedKey};
 
 /// Keep-alive interval: well inside the idle timeout, so that a live but quiet session is never dropped.
@@ -83,14 +83,14 @@ pub(super) fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quin
 }
 
 /// Accepts connections until shutdown; each runs as a tracked task so that shutdown can wait for its close.
-pub(super) async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<SessionContext>, tracker: TaskTracker) {
+pub(super) async fn accept_loop(endpoint: quinn::Endpoint, context: Context) {
     loop {
         let incoming = tokio::select! {
             _ = context.shutdown.cancelled() => break,
             incoming = endpoint.accept() => incoming,
         };
         let Some(incoming) = incoming else { break };
-        tracker.spawn(session::run(incoming, context.clone()));
+        context.connections.spawn(session::run(incoming, context.clone()));
     }
     debug!(addr = ?endpoint.local_addr().ok(), "WebTransport accept loop stopped");
 }

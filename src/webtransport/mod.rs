@@ -1,19 +1,24 @@
-//! The WebTransport transport: HTTP/3 over QUIC (quinn, h3, h3-webtransport) next to the HTTP listener.
+//! The WebTransport transport: HTTP/3 over QUIC (quinn, h3, our own session layer in [`http3`]) next to the HTTP
+//! listener.
 //!
 //! A session is an extended CONNECT to `/room/{id}/connect`. The client then opens one bidirectional control stream
 //! carrying every reliable message both ways (varint length + postcard); datagrams carry volatile relays, one
 //! postcard message each. Sessions drive the same engine as WebSocket connections.
 //!
 //! - [`endpoint`]: QUIC settings, binding, the accept loop, certificate renewal.
-//! - [`session`]: establishing a session (validation, SETTINGS) and serving it.
-//! - [`writer`]: outbox → control stream and datagrams; closing with a reason code.
+//! - [`session`]: one connection's life: established, then run by the [connection driver](crate::driver).
+//! - [`establish`]: the handshake, the CONNECT request's validation and admission, the SETTINGS wait.
+//! - [`reader`]: control-stream frames and datagrams in, and the streams a client opens.
+//! - [`writer`]: datagrams and control-stream frames out; closing with a reason code.
 //! - [`http3`]: the HTTP/3 side of a session: the CONNECT stream, accepting streams, the close capsule.
 //! - [`framing`]: control-stream frames, datagram prefixes, the close capsule's bytes.
 //! - [`request`]: validating the CONNECT request.
 
 mod endpoint;
+mod establish;
 pub mod framing;
 mod http3;
+mod reader;
 mod request;
 mod session;
 mod writer;
@@ -22,18 +27,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::admission::Admission;
-use crate::auth::Auth;
 use crate::config::ServerConfig;
-use crate::engine::Rooms;
-use crate::metrics::Metrics;
-use crate::room_info::CertificateHash;
+use crate::context::{Context, WebTransportInfo};
 use crate::tls::{Certificates, TlsError};
-use session::SessionContext;
 
 /// How long shutdown waits for close frames to leave before the endpoints go.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
@@ -54,28 +52,6 @@ impl WebTransportError {
     pub fn is_addr_in_use(&self) -> bool {
         matches!(self, WebTransportError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
     }
-}
-
-/// What room results publish about the WebTransport listener.
-#[derive(Clone)]
-pub struct WebTransportInfo {
-    pub port: u16,
-    pub certificates: Arc<Certificates>,
-}
-
-impl WebTransportInfo {
-    /// The hashes a browser needs for `serverCertificateHashes` (empty with an operator certificate).
-    pub fn certificate_hashes(&self) -> Vec<CertificateHash> {
-        self.certificates.hashes()
-    }
-}
-
-/// What sessions share with the rest of the server.
-pub struct Shared {
-    pub rooms: Arc<Rooms>,
-    pub admission: Arc<Admission>,
-    pub auth: Arc<Auth>,
-    pub metrics: Arc<Metrics>,
 }
 
 /// The bound QUIC endpoints.
@@ -124,23 +100,14 @@ impl WebTransportServer {
         WebTransportInfo { port: self.port, certificates: self.certificates.clone() }
     }
 
-    /// Starts accepting sessions and renewing the certificate. Sessions run on `tracker`; `shutdown` closes them
-    /// with 1001.
-    pub fn start(&self, config: &ServerConfig, shared: Shared, shutdown: CancellationToken, tracker: TaskTracker) {
-        let context = Arc::new(SessionContext {
-            rooms: shared.rooms,
-            admission: shared.admission,
-            auth: shared.auth,
-            metrics: shared.metrics,
-            limits: config.limits.clone(),
-            max_message_bytes: config.max_message_bytes,
-            outbox_bytes: config.outbox_bytes,
-            shutdown: shutdown.clone(),
-        });
+    /// Starts accepting sessions and renewing the certificate. Sessions run on the context's connection tracker;
+    /// its shutdown closes them with 1001.
+    pub fn start(&self, context: &Context) {
         for endpoint in &self.endpoints {
             info!(addr = ?endpoint.local_addr().ok(), "WebTransport listening");
-            tokio::spawn(endpoint::accept_loop(endpoint.clone(), context.clone(), tracker.clone()));
+            tokio::spawn(endpoint::accept_loop(endpoint.clone(), context.clone()));
         }
+        let shutdown = context.shutdown.clone();
         let renewal =
             endpoint::renewal_loop(self.endpoints.clone(), self.certificates.clone(), self.idle_timeout, shutdown);
         tokio::spawn(renewal);

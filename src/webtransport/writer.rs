@@ -1,115 +1,73 @@
-//! The session's writer task: drains the connection's outbox onto the control stream and into datagrams, and reports
-//! why it stopped (the session closes with that reason).
+//! What a session sends, as the [driver](crate::driver) writes it: volatile messages that fit as datagrams, everything
+//! else as frames on the control stream, and the session's close with its code.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use quinn::SendDatagramError;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
-use tracing::debug;
 
-use super::framing::{fits_datagram, put_frame};
-use crate::close::CloseReason;
-use crate::engine::Outbox;
-use crate::metrics::ConnectionMetrics;
+use super::framing::{self, fits_datagram, put_frame};
+use super::http3::{Http3Session, StreamSend};
+use crate::driver::{Closing, Departure, TransportWriter};
+use crate::metrics::Metrics;
 use crate::outgoing::Outgoing;
 
-/// Most messages taken from the outbox per write.
-const BATCH: usize = 64;
 /// Longest wait for a going-away flush to reach the client before the connection is closed.
 const FLUSH_GRACE: Duration = Duration::from_millis(500);
+/// QUIC application close code of a session the client ended with a goodbye (as WebSocket's normal closure).
+const GOODBYE_CODE: u32 = 1000;
 
-pub(super) struct Writer {
-    pub quic: quinn::Connection,
-    pub outbox: Arc<Outbox>,
-    pub shutdown: CancellationToken,
-    /// The HTTP/3 datagram prefix of this session.
-    pub datagram_prefix: Bytes,
-    pub metrics: Arc<ConnectionMetrics>,
+/// The control stream's sending half: nothing reliable can be written before the client opens it.
+enum ControlStream {
+    Awaited(oneshot::Receiver<StreamSend>),
+    Open(Box<StreamSend>),
 }
 
-impl Writer {
-    /// Runs until the outbox closes or the server shuts down (returning the reason to close the session with), or
-    /// the connection fails (`None`). Nothing reliable can be written before the client opens the control stream,
-    /// so the writer first waits for it.
-    pub async fn run<S: AsyncWrite + Unpin>(self, control: oneshot::Receiver<S>) -> Option<CloseReason> {
-        let stream = tokio::select! {
-            biased;
-            _ = self.shutdown.cancelled() => return Some(CloseReason::GoingAway),
-            _ = self.outbox.wait_closed() => return self.outbox.closed(),
-            stream = control => stream,
-        };
+/// The control stream, once the client has opened it.
+async fn control_stream(control: &mut ControlStream) -> std::io::Result<&mut StreamSend> {
+    if let ControlStream::Awaited(receiver) = control {
         // The sender is dropped when the session ends without a control stream.
-        let Ok(mut stream) = stream else { return None };
-        let mut batch = Vec::with_capacity(BATCH);
-        // Starts small: most sessions are idle, and the buffer grows to fit a burst.
-        let mut buf = BytesMut::with_capacity(1024);
-        let reason = loop {
-            let next = tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => Err(CloseReason::GoingAway),
-                next = self.outbox.next_batch(&mut batch, BATCH) => next,
-            };
-            if let Err(reason) = next {
-                break reason;
-            }
-            tokio::select! {
-                written = self.write_batch(&mut stream, &mut batch, &mut buf) => if written.is_err() { return None },
-                // A slow-consumer close must not wait for a stream the peer stopped reading.
-                _ = self.outbox.wait_closed() => {}
-            }
-        };
-        if reason == CloseReason::GoingAway && self.flush(&mut stream, &mut batch, &mut buf).await.is_err() {
-            return None;
-        }
-        debug!(code = reason.code(), "closing WebTransport session");
-        Some(reason)
+        let stream = receiver.await.map_err(|_| std::io::Error::other("the session ended without a control stream"))?;
+        *control = ControlStream::Open(Box::new(stream));
     }
-
-    /// Writes what is still queued, then gives it a moment to arrive: closing a QUIC connection discards unsent
-    /// stream data.
-    async fn flush<S: AsyncWrite + Unpin>(
-        &self,
-        stream: &mut S,
-        batch: &mut Vec<Outgoing>,
-        buf: &mut BytesMut,
-    ) -> std::io::Result<()> {
-        let mut wrote = false;
-        while self.outbox.try_batch(batch, BATCH).unwrap_or(false) {
-            self.write_batch(stream, batch, buf).await?;
-            wrote = true;
-        }
-        if wrote {
-            let grace = (self.quic.rtt() * 2 + Duration::from_millis(20)).min(FLUSH_GRACE);
-            let _ = tokio::time::timeout(grace, self.quic.closed()).await;
-        }
-        Ok(())
+    match control {
+        ControlStream::Open(stream) => Ok(stream),
+        ControlStream::Awaited(_) => unreachable!("opened above"),
     }
+}
 
-    /// Sends volatile messages that fit as datagrams and writes everything else as frames in one stream write.
-    async fn write_batch<S: AsyncWrite + Unpin>(
-        &self,
-        stream: &mut S,
-        batch: &mut Vec<Outgoing>,
-        buf: &mut BytesMut,
-    ) -> std::io::Result<()> {
-        let (count, mut bytes) = (batch.len(), 0);
-        for message in batch.drain(..) {
-            bytes += message.postcard().len();
-            if message.volatile_key().is_some() && self.send_datagram(message.postcard())? {
-                continue;
-            }
-            put_frame(buf, message.postcard());
+pub(super) struct WtWriter {
+    quic: quinn::Connection,
+    /// Taken by the close, which consumes it.
+    session: Option<Http3Session>,
+    control: ControlStream,
+    /// The HTTP/3 datagram prefix of this session.
+    datagram_prefix: Bytes,
+    /// Frames not yet written. A write cut short (the driver races writes against closing) leaves its rest here, so
+    /// the shutdown flush goes on from a frame boundary.
+    buf: BytesMut,
+    metrics: Arc<Metrics>,
+}
+
+impl WtWriter {
+    pub fn new(
+        quic: quinn::Connection,
+        session: Http3Session,
+        control: oneshot::Receiver<StreamSend>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let datagram_prefix = framing::datagram_prefix(session.id()).freeze();
+        WtWriter {
+            quic,
+            session: Some(session),
+            control: ControlStream::Awaited(control),
+            datagram_prefix,
+            buf: BytesMut::with_capacity(1024),
+            metrics,
         }
-        self.metrics.sent_batch(count, bytes, self.outbox.dropped_volatile());
-        if !buf.is_empty() {
-            stream.write_all(buf).await?;
-            buf.clear();
-        }
-        Ok(())
     }
 
     /// Sends `payload` as a datagram if it fits the session's current datagram size; `Ok(false)` if it does not and
@@ -124,12 +82,55 @@ impl Writer {
         datagram.extend_from_slice(payload);
         match self.quic.send_datagram(datagram.freeze()) {
             Ok(()) => {
-                self.metrics.metrics().datagram_sent(payload.len());
+                self.metrics.datagram_sent(payload.len());
                 Ok(true)
             }
             // The path MTU can shrink between the check and the send.
             Err(SendDatagramError::TooLarge) => Ok(false),
             Err(error) => Err(std::io::Error::other(error)),
+        }
+    }
+
+    async fn close_session(&mut self, code: u32, reason: &str) {
+        if let Some(session) = self.session.take() {
+            session.close(&self.quic, code, reason).await;
+        }
+    }
+}
+
+impl TransportWriter for WtWriter {
+    async fn write_batch(&mut self, batch: &mut Vec<Outgoing>) -> std::io::Result<usize> {
+        let mut bytes = 0;
+        for message in batch.drain(..) {
+            bytes += message.postcard().len();
+            if message.volatile_key().is_some() && self.send_datagram(message.postcard())? {
+                continue;
+            }
+            put_frame(&mut self.buf, message.postcard());
+        }
+        if !self.buf.is_empty() {
+            // Advances `buf` as it goes, so a write cut short leaves exactly the unwritten rest.
+            control_stream(&mut self.control).await?.write_all_buf(&mut self.buf).await?;
+        }
+        Ok(bytes)
+    }
+
+    /// QUIC keeps the connection alive itself (its keep-alive and idle timeout, see `endpoint`).
+    async fn keepalive(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// Closing a QUIC connection discards unsent stream data: give the flush a round trip or two to arrive.
+    async fn settle(&mut self) {
+        let grace = (self.quic.rtt() * 2 + Duration::from_millis(20)).min(FLUSH_GRACE);
+        let _ = tokio::time::timeout(grace, self.quic.closed()).await;
+    }
+
+    async fn close(&mut self, closing: Closing) {
+        match closing {
+            Closing::Server(reason) => self.close_session(reason.code().into(), reason.text()).await,
+            Closing::Peer(Departure::Goodbye) => self.close_session(GOODBYE_CODE, "goodbye").await,
+            Closing::Peer(Departure::Gone) => {}
         }
     }
 }
