@@ -16,7 +16,6 @@ import {
   type WebRtcPeerInfo,
   type WrappedPresenceMessage,
 } from 'driftdb'
-import QRCode from 'qrcode'
 import React, { useCallback, useContext, useEffect, useRef, useState } from 'react'
 
 const ROOM_ID_KEY = '_driftdb_room'
@@ -474,14 +473,48 @@ export function StatusIndicator(): React.ReactElement {
   )
 }
 
+/** What `RoomQRCode` uses of the `qrcode` package. */
+interface QRCodeApi {
+  toDataURL(text: string, options: { width: number; margin: number }): Promise<string>
+}
+
+let qrcodeApi: Promise<QRCodeApi | null> | null = null
+
 /**
- * A QR code of the current page URL (which holds the room ID), rendered locally (no third-party service).
- * Renders nothing until the room ID is in the URL, or `url` is given.
+ * Loads `qrcode`, an optional peer dependency, on first use: a bundle that never renders `RoomQRCode` needs no
+ * `qrcode`, and one without it still builds (bundlers leave a dynamic import inside try/catch to fail at run time).
+ * Resolves to null, with one warning, when it is not installed.
+ */
+function loadQRCode(): Promise<QRCodeApi | null> {
+  qrcodeApi ??= (async () => {
+    try {
+      const mod: { default?: QRCodeApi } & Partial<QRCodeApi> = await import('qrcode')
+      const api = typeof mod.toDataURL === 'function' ? (mod as QRCodeApi) : mod.default
+      if (typeof api?.toDataURL !== 'function') throw new Error('qrcode has no toDataURL')
+      return api
+    } catch (e) {
+      console.warn(
+        'driftdb-react: install qrcode to render RoomQRCode as a QR image (`npm install qrcode`); ' +
+          'showing a link to the room URL instead.',
+        e,
+      )
+      return null
+    }
+  })()
+  return qrcodeApi
+}
+
+/**
+ * A QR code of the current page URL (which holds the room ID), rendered locally (no third-party service) with the
+ * optional peer dependency `qrcode`, loaded on first render. Without `qrcode` installed it renders a link to the URL
+ * instead (and warns once). Renders nothing until the room ID is in the URL, or `url` is given.
  */
 export function RoomQRCode(props: { url?: string; size?: number } = {}): React.ReactElement {
   const db = useDatabase()
   const [pageUrl, setPageUrl] = useState<string | null>(props.url ?? null)
-  const [dataUrl, setDataUrl] = useState<string | null>(null)
+  // The image for `forUrl`, or `null` for a link when `qrcode` is missing.
+  const [qr, setQr] = useState<{ forUrl: string; dataUrl: string | null } | null>(null)
+  const size = props.size ?? 200
 
   useEffect(() => {
     if (props.url) {
@@ -499,19 +532,28 @@ export function RoomQRCode(props: { url?: string; size?: number } = {}): React.R
   useEffect(() => {
     if (!pageUrl) return
     let active = true
-    QRCode.toDataURL(pageUrl, { width: props.size ?? 200, margin: 1 }).then(
-      (url) => {
-        if (active) setDataUrl(url)
-      },
-      () => {},
-    )
+    loadQRCode()
+      .then((api) => (api ? api.toDataURL(pageUrl, { width: size, margin: 1 }) : null))
+      .then(
+        (dataUrl) => {
+          if (active) setQr({ forUrl: pageUrl, dataUrl })
+        },
+        () => {},
+      )
     return () => {
       active = false
     }
-  }, [pageUrl, props.size])
+  }, [pageUrl, size])
 
-  if (!dataUrl || !pageUrl) return <></>
-  return <img src={dataUrl} alt={`QR code for ${pageUrl}`} width={props.size ?? 200} height={props.size ?? 200} />
+  if (!pageUrl || !qr) return <></>
+  if (qr.dataUrl === null) {
+    return (
+      <a href={pageUrl} target="_blank" rel="noreferrer">
+        {pageUrl}
+      </a>
+    )
+  }
+  return <img src={qr.dataUrl} alt={`QR code for ${qr.forUrl}`} width={size} height={size} />
 }
 
 export type { ConnectionStatus, WrappedPresenceMessage } from 'driftdb'

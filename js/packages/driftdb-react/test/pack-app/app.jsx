@@ -1,9 +1,11 @@
 // A fresh app that installed the packed `driftdb` and `driftdb-react` tarballs. Bundled with esbuild, then run in
 // Node against a real server: one `driftdb` client writes a key another one subscribes to, a React tree under
-// `DriftDBProvider` connects to the same room, and a Yjs document syncs through `y-driftdb`. Prints what it saw as one JSON line.
+// `DriftDBProvider` connects to the same room, and a Yjs document syncs through `y-driftdb`. `RoomQRCode` renders
+// an image when the app installed `qrcode` (an optional peer dependency), else a link and one warning. Prints what it
+// saw as one JSON line.
 /* global process, console, setTimeout -- it runs in Node */
 import { Api, DbConnection } from 'driftdb'
-import { DriftDBProvider, useConnectionStatus } from 'driftdb-react'
+import { DriftDBProvider, RoomQRCode, useConnectionStatus } from 'driftdb-react'
 import React from 'react'
 import TestRenderer, { act } from 'react-test-renderer'
 import { WebSocket } from 'ws'
@@ -12,6 +14,8 @@ import * as Y from 'yjs'
 
 globalThis.IS_REACT_ACT_ENVIRONMENT = true
 globalThis.WebSocket = WebSocket
+const warnings = []
+console.warn = (...args) => warnings.push(args.map(String).join(' '))
 
 function Status() {
   const status = useConnectionStatus()
@@ -31,13 +35,19 @@ act(() => {
   renderer = TestRenderer.create(
     <DriftDBProvider api={api} room={room.room}>
       <Status />
+      <RoomQRCode url={`https://app.example/?_driftdb_room=${room.room}`} />
     </DriftDBProvider>,
   )
 })
 let status = ''
-for (const deadline = Date.now() + 10_000; Date.now() < deadline && !status.startsWith('connected');) {
+let qr = null
+for (const deadline = Date.now() + 10_000; Date.now() < deadline && (!status.startsWith('connected') || !qr);) {
   await act(() => new Promise((resolve) => setTimeout(resolve, 50)))
   status = renderer.root.findByType('p').children.join('')
+  const [img] = renderer.root.findAllByType('img')
+  const [link] = renderer.root.findAllByType('a')
+  if (img) qr = { img: img.props.src }
+  else if (link) qr = { link: link.props.href }
 }
 const greeting = await received
 
@@ -55,5 +65,5 @@ for (const deadline = Date.now() + 10_000; Date.now() < deadline && text !== 'sh
 }
 for (const provider of providers) provider.destroy()
 act(() => renderer.unmount())
-console.log(JSON.stringify({ greeting, status, text, room: room.room }))
+console.log(JSON.stringify({ greeting, status, text, room: room.room, qr, warnings }))
 process.exit(0)
