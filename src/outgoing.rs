@@ -4,7 +4,7 @@
 //! lazily, the first time a recipient using that format needs them, and then reused by all others. A message that
 //! differs by [`Dialect`] (an `init`, a volatile `push`) has a second variant per format, also encoded at most once.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
@@ -22,6 +22,18 @@ pub enum WireFormat {
 /// A shared, lazily encoded server message. Cloning is a reference-count increment.
 #[derive(Clone)]
 pub struct Outgoing(Arc<Inner>);
+
+/// A handle on an [`Outgoing`] that does not keep it alive: a cache of a message that should go with its last
+/// recipient (see [`Outgoing::downgrade`]).
+#[derive(Clone, Default)]
+pub struct WeakOutgoing(Weak<Inner>);
+
+impl WeakOutgoing {
+    /// The message, if a queue or a write still holds it.
+    pub fn upgrade(&self) -> Option<Outgoing> {
+        self.0.upgrade().map(Outgoing)
+    }
+}
 
 struct Inner {
     message: ServerMessage,
@@ -65,6 +77,11 @@ impl Outgoing {
             cbor: Variants::new(),
             postcard: OnceLock::new(),
         }))
+    }
+
+    /// A handle that finds this message again while someone holds it, without holding it itself.
+    pub fn downgrade(&self) -> WeakOutgoing {
+        WeakOutgoing(Arc::downgrade(&self.0))
     }
 
     pub fn message(&self) -> &ServerMessage {

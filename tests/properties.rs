@@ -159,26 +159,25 @@ proptest! {
         }
         // The stored stream is in strictly increasing seq order and never holds a seq ahead of the room's.
         for k in 0..3u8 {
-            if let Ok(Some(ServerMessage::Init { data, .. })) =
-                room.handle_http(ClientMessage::Get { key: key(k), replay: Replay::After(0) })
-            {
-                prop_assert!(data.windows(2).all(|w| w[0].seq < w[1].seq), "stored out of order: {data:?}");
-                prop_assert!(data.iter().all(|e| e.seq <= room.current_seq()));
-            }
+            let data = replay(&room, k);
+            prop_assert!(data.windows(2).all(|w| w[0].seq < w[1].seq), "stored out of order: {data:?}");
+            prop_assert!(data.iter().all(|e| e.seq <= room.current_seq()));
         }
     }
 }
 
 /// Every key's stored stream of `room`, through a full replay.
 fn streams(room: &driftdb::engine::Room) -> Vec<Vec<(u64, Vec<u8>)>> {
-    (0..3u8)
-        .map(|k| match room.handle_http(ClientMessage::Get { key: key(k), replay: Replay::After(0) }) {
-            Ok(Some(ServerMessage::Init { data, .. })) => {
-                data.iter().map(|e| (e.seq, e.value.cbor().to_vec())).collect()
-            }
-            other => panic!("expected an init, got {other:?}"),
-        })
-        .collect()
+    (0..3u8).map(|k| replay(room, k).iter().map(|e| (e.seq, e.value.cbor().to_vec())).collect()).collect()
+}
+
+/// Key `k`'s whole stored stream, through a replay over HTTP.
+fn replay(room: &driftdb::engine::Room, k: u8) -> Vec<driftdb::protocol::Entry> {
+    let reply = room.handle_http(ClientMessage::Get { key: key(k), replay: Replay::After(0) });
+    match reply.as_ref().map(|reply| reply.as_ref().map(|outgoing| outgoing.message())) {
+        Ok(Some(ServerMessage::Init { data, .. })) => data.clone(),
+        other => panic!("expected an init, got {other:?}"),
+    }
 }
 
 /// A room on the embedded store in `dir`, with the store's journal.

@@ -24,7 +24,8 @@ pub use room::{ConnId, Connection, ConnectionCounts, EngineError, KeySnapshot, R
 pub use room_id::{InvalidRoomId, MAX_ROOM_ID_LEN, RoomId};
 
 use crate::close::CloseReason;
-use crate::protocol::{ClientMessage, ServerMessage};
+use crate::outgoing::Outgoing;
+use crate::protocol::ClientMessage;
 
 /// The registry of live rooms.
 ///
@@ -110,7 +111,7 @@ impl Rooms {
     }
 
     /// Handles one message sent over HTTP to the room `id` (loaded or created if needed).
-    pub fn handle_http(&self, id: &RoomId, message: ClientMessage) -> Result<Option<ServerMessage>, HttpSendError> {
+    pub fn handle_http(&self, id: &RoomId, message: ClientMessage) -> Result<Option<Outgoing>, HttpSendError> {
         let now = Instant::now();
         let handled = self.open(id, now, |room| room.handle_http_at(message, now).map_err(OpenOr::Use));
         handled.map_err(|error| match error {

@@ -26,7 +26,7 @@ use super::record::{Journal, Record, StorageUnavailable, StoredRoom};
 use super::room_id::{RoomId, random_u128};
 use crate::close::CloseReason;
 use crate::metrics::Transport;
-use crate::outgoing::Outgoing;
+use crate::outgoing::{Outgoing, WeakOutgoing};
 use crate::protocol::{Action, ClientMessage, Entry, Key, Replay, ServerMessage, Value};
 
 /// Server-wide counts kept by the rooms themselves, so they stay right however a room or connection goes away.
@@ -93,9 +93,36 @@ struct RoomState {
 
 #[derive(Default)]
 struct KeyState {
-    /// Stored entries in ascending seq order.
+    /// Stored entries in ascending seq order. Changed only through [`KeyState::stream_mut`].
     stream: Vec<Entry>,
     subscribers: HashMap<ConnId, Arc<Outbox>>,
+    /// The `init` replaying the whole stream, while a queue or a write still holds it: every replay of the whole
+    /// stream shares it (and its encodings) until the stream changes, so a thousand `get`s of a 16 MB key hold one
+    /// encoded copy, not a thousand. Weak, so that the copy goes with its last reader.
+    full_replay: WeakOutgoing,
+}
+
+impl KeyState {
+    /// The stream, to change it: the shared replay no longer shows it.
+    fn stream_mut(&mut self) -> &mut Vec<Entry> {
+        self.full_replay = WeakOutgoing::default();
+        &mut self.stream
+    }
+
+    /// The `init` of `key` replaying the entries after seq `after`: the shared one when that is the whole stream.
+    fn replay(&mut self, key: &Key, after: u64, epoch: &Arc<str>) -> Outgoing {
+        let start = self.stream.partition_point(|e| e.seq <= after);
+        let init = |data| Outgoing::new(ServerMessage::Init { key: key.clone(), data, epoch: epoch.clone() });
+        if start > 0 {
+            return init(self.stream[start..].to_vec());
+        }
+        if let Some(shared) = self.full_replay.upgrade() {
+            return shared;
+        }
+        let full = init(self.stream.clone());
+        self.full_replay = full.downgrade();
+        full
+    }
 }
 
 struct ConnState {
@@ -136,11 +163,8 @@ impl Room {
             .filter(|(_, stream)| !stream.is_empty())
             .map(|(key, stream)| key_cost(key.len()) + stream.iter().map(|e| entry_cost(e.value.len())).sum::<usize>())
             .sum();
-        let keys = stored
-            .keys
-            .into_iter()
-            .map(|(key, stream)| (key, KeyState { stream, subscribers: HashMap::new() }))
-            .collect();
+        let keys =
+            stored.keys.into_iter().map(|(key, stream)| (key, KeyState { stream, ..KeyState::default() })).collect();
         let state = RoomState {
             seq: stored.seq,
             known_to_store,
@@ -230,9 +254,9 @@ impl Room {
         state.next_conn += 1;
         state.conns.insert(id, ConnState { subscriptions: HashSet::new(), transport: None });
         if debug {
-            for (key, key_state) in &state.keys {
+            for (key, key_state) in state.keys.iter_mut() {
                 if !key_state.stream.is_empty() {
-                    outbox.push(self.full_init(key, key_state));
+                    outbox.push(key_state.replay(key, 0, &self.epoch));
                 }
             }
             state.debug.insert(id, outbox.clone());
@@ -243,24 +267,26 @@ impl Room {
 
     /// Handles a message sent over HTTP (`POST /room/ID/send`): there is no connection, so nothing subscribes and
     /// the direct reply is returned instead of queued.
-    pub fn handle_http(&self, message: ClientMessage) -> Result<Option<ServerMessage>, EngineError> {
+    pub fn handle_http(&self, message: ClientMessage) -> Result<Option<Outgoing>, EngineError> {
         self.handle_http_at(message, Instant::now())
     }
 
     /// [`Room::handle_http`] at `now`.
-    pub fn handle_http_at(&self, message: ClientMessage, now: Instant) -> Result<Option<ServerMessage>, EngineError> {
+    /// The reply is shared like a queued message: a replay of a whole stream is the one every `get` of it shares.
+    pub fn handle_http_at(&self, message: ClientMessage, now: Instant) -> Result<Option<Outgoing>, EngineError> {
         match message {
             ClientMessage::Push { key, value, action, volatile } => {
                 let mut state = self.lock();
                 let size = state.push(self, key.clone(), value, action, volatile, now)?;
                 drop(state);
-                Ok(size.map(|size| ServerMessage::StreamSize { key, size }))
+                Ok(size.map(|size| Outgoing::new(ServerMessage::StreamSize { key, size })))
             }
             ClientMessage::Get { key, replay: Replay::After(after) } => {
-                let data = self.lock().keys.get(&key).map(|k| entries_after(&k.stream, after)).unwrap_or_default();
-                Ok(Some(ServerMessage::Init { key, data, epoch: self.epoch.clone() }))
+                let replay = self.lock().keys.get_mut(&key).map(|k| k.replay(&key, after, &self.epoch));
+                let empty = || Outgoing::new(ServerMessage::Init { key, data: Vec::new(), epoch: self.epoch.clone() });
+                Ok(Some(replay.unwrap_or_else(empty)))
             }
-            ClientMessage::Ping { nonce } => Ok(Some(ServerMessage::Pong { nonce })),
+            ClientMessage::Ping { nonce } => Ok(Some(Outgoing::new(ServerMessage::Pong { nonce }))),
             ClientMessage::Get { replay: Replay::None, .. } | ClientMessage::Unsubscribe { .. } => Ok(None),
             // Tokens are checked before a message reaches the engine (`auth`).
             ClientMessage::Goodbye | ClientMessage::Auth { .. } => Ok(None),
@@ -270,24 +296,11 @@ impl Room {
     fn lock(&self) -> MutexGuard<'_, RoomState> {
         self.state.lock().expect("room lock poisoned")
     }
-
-    fn full_init(&self, key: &Key, key_state: &KeyState) -> Outgoing {
-        Outgoing::new(ServerMessage::Init {
-            key: key.clone(),
-            data: key_state.stream.clone(),
-            epoch: self.epoch.clone(),
-        })
-    }
 }
 
 /// 64 random bits: a room created anew (e.g. after a restart) never shares an epoch with its predecessor.
 pub(crate) fn new_epoch() -> Arc<str> {
     format!("{:016x}", random_u128() as u64).into()
-}
-
-fn entries_after(stream: &[Entry], after: u64) -> Vec<Entry> {
-    let start = stream.partition_point(|e| e.seq <= after);
-    stream[start..].to_vec()
 }
 
 impl RoomState {
@@ -411,7 +424,7 @@ impl RoomState {
         if !matches!(action, Action::Append | Action::Replace) {
             return false;
         }
-        let stream = &mut self.keys.entry(key.clone()).or_default().stream;
+        let stream = self.keys.entry(key.clone()).or_default().stream_mut();
         if stream.is_empty() {
             self.stored_bytes += key_cost(key.len());
         }
@@ -439,7 +452,7 @@ impl RoomState {
         }
         let freed: usize = key_state.stream[..removed].iter().map(|e| entry_cost(e.value.len())).sum();
         self.stored_bytes = self.stored_bytes - freed + entry_cost(value.len());
-        key_state.stream.splice(..removed, [Entry { value, seq }]);
+        key_state.stream_mut().splice(..removed, [Entry { value, seq }]);
         Ok(true)
     }
 
@@ -458,12 +471,12 @@ impl RoomState {
         }
     }
 
-    fn send_debug_init(&self, room: &Room, key: &Key) {
+    fn send_debug_init(&mut self, room: &Room, key: &Key) {
         if self.debug.is_empty() {
             return;
         }
-        if let Some(key_state) = self.keys.get(key) {
-            let message = room.full_init(key, key_state);
+        if let Some(key_state) = self.keys.get_mut(key) {
+            let message = key_state.replay(key, 0, &room.epoch);
             for outbox in self.debug.values() {
                 outbox.push(message.clone());
             }
@@ -483,11 +496,7 @@ impl RoomState {
         }
         let key_state = self.keys.entry(key.clone()).or_default();
         if let Replay::After(after) = replay {
-            outbox.push(Outgoing::new(ServerMessage::Init {
-                key: key.clone(),
-                data: entries_after(&key_state.stream, after),
-                epoch: room.epoch.clone(),
-            }));
+            outbox.push(key_state.replay(&key, after, &room.epoch));
         }
         // A set per key: a second `get` replays again but never doubles later deliveries.
         key_state.subscribers.insert(conn, outbox.clone());

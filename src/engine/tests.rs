@@ -49,7 +49,7 @@ fn size(key: &str, size: u64) -> ServerMessage {
 }
 
 fn stored(room: &Room, key: &str) -> Vec<(i64, u64)> {
-    match room.handle_http(get(key, Replay::After(0))).unwrap() {
+    match room.http(get(key, Replay::After(0))).unwrap() {
         Some(ServerMessage::Init { data, .. }) => {
             data.iter().map(|e| (i64::try_from(e.value.to_tree().as_integer().unwrap()).unwrap(), e.seq)).collect()
         }
@@ -62,7 +62,7 @@ fn relay_takes_a_seq_is_delivered_and_never_stored() {
     let room = Rooms::default().create().unwrap();
     let sub = connect(&room);
     sub.handle(get("k", Replay::After(0)));
-    room.handle_http(push("k", 1, Action::Relay)).unwrap();
+    room.http(push("k", 1, Action::Relay)).unwrap();
     assert_eq!(received(&sub), vec![init(&room, "k", &[]), pushed("k", 1, 1)]);
     assert!(stored(&room, "k").is_empty());
 }
@@ -71,10 +71,10 @@ fn relay_takes_a_seq_is_delivered_and_never_stored() {
 fn append_stores_at_the_end_and_replace_stores_alone() {
     let room = Rooms::default().create().unwrap();
     for n in 1..=3 {
-        room.handle_http(push("a", n, Action::Append)).unwrap();
+        room.http(push("a", n, Action::Append)).unwrap();
     }
     assert_eq!(stored(&room, "a"), vec![(1, 1), (2, 2), (3, 3)]);
-    room.handle_http(push("a", 9, Action::Replace)).unwrap();
+    room.http(push("a", 9, Action::Replace)).unwrap();
     assert_eq!(stored(&room, "a"), vec![(9, 4)]);
 }
 
@@ -82,9 +82,9 @@ fn append_stores_at_the_end_and_replace_stores_alone() {
 fn seq_is_shared_by_all_keys_and_starts_at_one() {
     let room = Rooms::default().create().unwrap();
     assert_eq!(room.current_seq(), 0);
-    room.handle_http(push("a", 1, Action::Append)).unwrap();
-    room.handle_http(push("b", 2, Action::Relay)).unwrap();
-    room.handle_http(push("c", 3, Action::Replace)).unwrap();
+    room.http(push("a", 1, Action::Append)).unwrap();
+    room.http(push("b", 2, Action::Relay)).unwrap();
+    room.http(push("c", 3, Action::Replace)).unwrap();
     assert_eq!(stored(&room, "a"), vec![(1, 1)]);
     assert_eq!(stored(&room, "c"), vec![(3, 3)]);
     assert_eq!(room.current_seq(), 3);
@@ -94,11 +94,11 @@ fn seq_is_shared_by_all_keys_and_starts_at_one() {
 fn compact_replaces_the_prefix_and_takes_no_seq_nor_delivers() {
     let room = Rooms::default().create().unwrap();
     for n in 1..=4 {
-        room.handle_http(push("k", n, Action::Append)).unwrap();
+        room.http(push("k", n, Action::Append)).unwrap();
     }
     let sub = connect(&room);
     sub.handle(get("k", Replay::None));
-    let reply = room.handle_http(push("k", 100, Action::Compact { seq: 3 })).unwrap();
+    let reply = room.http(push("k", 100, Action::Compact { seq: 3 })).unwrap();
     assert_eq!(stored(&room, "k"), vec![(100, 3), (4, 4)]);
     assert_eq!(reply, Some(size("k", 2)));
     assert_eq!(room.current_seq(), 4);
@@ -109,23 +109,23 @@ fn compact_replaces_the_prefix_and_takes_no_seq_nor_delivers() {
 fn compact_that_removes_nothing_is_ignored() {
     let room = Rooms::default().create().unwrap();
     for n in 1..=4 {
-        room.handle_http(push("k", n, Action::Append)).unwrap();
+        room.http(push("k", n, Action::Append)).unwrap();
     }
-    room.handle_http(push("k", 100, Action::Compact { seq: 3 })).unwrap();
+    room.http(push("k", 100, Action::Compact { seq: 3 })).unwrap();
     // A client that is behind compacts at an older seq: nothing ≤ 2 remains, so no stale reset is stored.
-    assert_eq!(room.handle_http(push("k", 50, Action::Compact { seq: 2 })).unwrap(), None);
+    assert_eq!(room.http(push("k", 50, Action::Compact { seq: 2 })).unwrap(), None);
     assert_eq!(stored(&room, "k"), vec![(100, 3), (4, 4)]);
     // Compacting a key never written is ignored too.
-    room.handle_http(push("empty", 1, Action::Compact { seq: 1 })).unwrap();
+    room.http(push("empty", 1, Action::Compact { seq: 1 })).unwrap();
     assert!(stored(&room, "empty").is_empty());
 }
 
 #[test]
 fn compact_ahead_of_the_room_seq_is_refused() {
     let room = Rooms::default().create().unwrap();
-    room.handle_http(push("k", 1, Action::Append)).unwrap();
-    room.handle_http(push("k", 2, Action::Append)).unwrap();
-    let err = room.handle_http(push("k", 0, Action::Compact { seq: 3 })).unwrap_err();
+    room.http(push("k", 1, Action::Append)).unwrap();
+    room.http(push("k", 2, Action::Append)).unwrap();
+    let err = room.http(push("k", 0, Action::Compact { seq: 3 })).unwrap_err();
     assert_eq!(err, EngineError::CompactAhead { requested: 3, current: 2 });
     assert_eq!(stored(&room, "k"), vec![(1, 1), (2, 2)]);
     let conn = connect(&room);
@@ -145,11 +145,11 @@ fn pushing_does_not_subscribe() {
 fn get_replays_entries_after_seq_then_delivers_live() {
     let room = Rooms::default().create().unwrap();
     for n in 1..=3 {
-        room.handle_http(push("k", n, Action::Append)).unwrap();
+        room.http(push("k", n, Action::Append)).unwrap();
     }
     let conn = connect(&room);
     conn.handle(get("k", Replay::After(1)));
-    room.handle_http(push("k", 4, Action::Append)).unwrap();
+    room.http(push("k", 4, Action::Append)).unwrap();
     assert_eq!(received(&conn), vec![init(&room, "k", &[(2, 2), (3, 3)]), pushed("k", 4, 4)]);
 }
 
@@ -158,7 +158,7 @@ fn get_with_null_seq_subscribes_without_init() {
     let room = Rooms::default().create().unwrap();
     let conn = connect(&room);
     conn.handle(get("k", Replay::None));
-    room.handle_http(push("k", 1, Action::Relay)).unwrap();
+    room.http(push("k", 1, Action::Relay)).unwrap();
     assert_eq!(received(&conn), vec![pushed("k", 1, 1)]);
 }
 
@@ -174,11 +174,11 @@ fn empty_key_name_is_a_key_like_any_other() {
 #[test]
 fn double_get_replays_again_but_never_doubles_deliveries() {
     let room = Rooms::default().create().unwrap();
-    room.handle_http(push("k", 1, Action::Append)).unwrap();
+    room.http(push("k", 1, Action::Append)).unwrap();
     let conn = connect(&room);
     conn.handle(get("k", Replay::After(0)));
     conn.handle(get("k", Replay::After(0)));
-    room.handle_http(push("k", 2, Action::Relay)).unwrap();
+    room.http(push("k", 2, Action::Relay)).unwrap();
     let one = init(&room, "k", &[(1, 1)]);
     assert_eq!(received(&conn), vec![one.clone(), one, pushed("k", 2, 2)]);
 }
@@ -189,7 +189,7 @@ fn unsubscribe_stops_deliveries() {
     let conn = connect(&room);
     conn.handle(get("k", Replay::None));
     conn.handle(ClientMessage::Unsubscribe { key: "k".into() });
-    room.handle_http(push("k", 1, Action::Relay)).unwrap();
+    room.http(push("k", 1, Action::Relay)).unwrap();
     assert!(received(&conn).is_empty());
 }
 
@@ -232,11 +232,11 @@ fn all_subscribers_see_one_order() {
 #[test]
 fn debug_connections_see_every_stream_and_relay() {
     let room = Rooms::default().create().unwrap();
-    room.handle_http(push("a", 1, Action::Append)).unwrap();
+    room.http(push("a", 1, Action::Append)).unwrap();
     let debug = room.connect(Arc::new(Outbox::new(BIG)), true).unwrap();
     assert_eq!(received(&debug), vec![init(&room, "a", &[(1, 1)])]);
-    room.handle_http(push("a", 2, Action::Append)).unwrap();
-    room.handle_http(push("b", 3, Action::Relay)).unwrap();
+    room.http(push("a", 2, Action::Append)).unwrap();
+    room.http(push("b", 3, Action::Relay)).unwrap();
     assert_eq!(received(&debug), vec![init(&room, "a", &[(1, 1), (2, 2)]), pushed("b", 3, 3)]);
 }
 
@@ -246,8 +246,8 @@ fn volatile_is_only_for_relays() {
     let sub = connect(&room);
     sub.handle(get("cursor", Replay::None));
     let volatile = |action| ClientMessage::Push { key: "cursor".into(), value: value(1), action, volatile: true };
-    assert_eq!(room.handle_http(volatile(Action::Append)).unwrap_err(), EngineError::VolatileNotRelay);
-    room.handle_http(volatile(Action::Relay)).unwrap();
+    assert_eq!(room.http(volatile(Action::Append)).unwrap_err(), EngineError::VolatileNotRelay);
+    room.http(volatile(Action::Relay)).unwrap();
     assert_eq!(
         received(&sub),
         vec![ServerMessage::Push { key: "cursor".into(), value: value(1), seq: 1, volatile: true }]
@@ -263,7 +263,7 @@ fn disconnect_removes_subscriptions() {
     assert_eq!(room.connection_count(), 1);
     drop(conn);
     assert_eq!(room.connection_count(), 0);
-    room.handle_http(push("k", 1, Action::Relay)).unwrap();
+    room.http(push("k", 1, Action::Relay)).unwrap();
     assert_eq!(outbox.queued_bytes(), 0);
 }
 
@@ -275,7 +275,7 @@ fn a_slow_reader_is_closed_without_affecting_others() {
     slow.handle(get("k", Replay::None));
     fast.handle(get("k", Replay::None));
     for n in 0..100 {
-        room.handle_http(push("k", n, Action::Append)).unwrap();
+        room.http(push("k", n, Action::Append)).unwrap();
     }
     assert_eq!(slow.outbox().closed(), Some(CloseReason::SlowConsumer));
     assert_eq!(received(&fast).len(), 100);
@@ -302,7 +302,7 @@ fn replay_then_live_has_no_gap_or_duplicate_under_concurrent_writes() {
             let room = room.clone();
             std::thread::spawn(move || {
                 for n in 0..WRITES {
-                    room.handle_http(push("k", w * WRITES + n, Action::Append)).unwrap();
+                    room.http(push("k", w * WRITES + n, Action::Append)).unwrap();
                 }
             })
         })
@@ -343,12 +343,12 @@ fn limited(tweak: impl FnOnce(&mut Limits)) -> Rooms {
 #[test]
 fn key_limit_refuses_new_keys_only() {
     let room = limited(|l| l.max_keys_per_room = 2).create().unwrap();
-    room.handle_http(push("a", 1, Action::Append)).unwrap();
-    room.handle_http(push("b", 1, Action::Replace)).unwrap();
-    assert_eq!(room.handle_http(push("c", 1, Action::Append)), Err(EngineError::KeyLimit { max: 2 }));
+    room.http(push("a", 1, Action::Append)).unwrap();
+    room.http(push("b", 1, Action::Replace)).unwrap();
+    assert_eq!(room.http(push("c", 1, Action::Append)), Err(EngineError::KeyLimit { max: 2 }));
     // Existing keys still take writes, and relays to any key are not stored so are not limited.
-    room.handle_http(push("a", 2, Action::Append)).unwrap();
-    room.handle_http(push("c", 1, Action::Relay)).unwrap();
+    room.http(push("a", 2, Action::Append)).unwrap();
+    room.http(push("c", 1, Action::Relay)).unwrap();
     let conn = connect(&room);
     conn.handle(get("d", Replay::After(0)));
     assert!(matches!(&received(&conn)[..], [ServerMessage::Error { message }] if message.contains("key limit")));
@@ -361,15 +361,15 @@ fn storage_limit_counts_replace_and_compact_as_freeing() {
     let key = super::limits::key_cost(1);
     let room = limited(|l| l.max_room_bytes = 3 * cost + key).create().unwrap();
     for n in 1..=3 {
-        room.handle_http(push("k", n, Action::Append)).unwrap();
+        room.http(push("k", n, Action::Append)).unwrap();
     }
     let full = Err(EngineError::StorageLimit { max: 3 * cost + key });
-    assert_eq!(room.handle_http(push("k", 4, Action::Append)), full);
+    assert_eq!(room.http(push("k", 4, Action::Append)), full);
     assert_eq!(room.stored_bytes(), 3 * cost + key);
-    room.handle_http(push("k", 9, Action::Compact { seq: 2 })).unwrap();
+    room.http(push("k", 9, Action::Compact { seq: 2 })).unwrap();
     assert_eq!(room.stored_bytes(), 2 * cost + key);
-    room.handle_http(push("k", 4, Action::Append)).unwrap();
-    room.handle_http(push("k", 5, Action::Replace)).unwrap();
+    room.http(push("k", 4, Action::Append)).unwrap();
+    room.http(push("k", 5, Action::Replace)).unwrap();
     assert_eq!(room.stored_bytes(), cost + key, "the key is charged once, whatever its stream went through");
 }
 
@@ -380,15 +380,15 @@ fn storage_limit_charges_each_stored_key_once() {
     let append =
         |key: &Key| ClientMessage::Push { key: key.clone(), value: value(1), action: Action::Append, volatile: false };
     // The value is tiny, the key is not: 900 bytes of key plus overhead fit once.
-    room.handle_http(append(&long)).unwrap();
+    room.http(append(&long)).unwrap();
     let charged = super::limits::key_cost(900) + super::limits::entry_cost(value(1).len());
     assert_eq!(room.stored_bytes(), charged);
     let other: Key = "j".repeat(900).into();
-    assert_eq!(room.handle_http(append(&other)), Err(EngineError::StorageLimit { max: 1_000 }));
+    assert_eq!(room.http(append(&other)), Err(EngineError::StorageLimit { max: 1_000 }));
     // A compact of a key with no entries stores nothing and is not charged.
     let compact =
         ClientMessage::Push { key: other, value: value(1), action: Action::Compact { seq: 1 }, volatile: false };
-    room.handle_http(compact).unwrap();
+    room.http(compact).unwrap();
     assert_eq!(room.stored_bytes(), charged);
 }
 
@@ -540,13 +540,13 @@ fn stored_writes_yield_records_in_order_and_relays_none() {
     let (journal, rooms) = journaled();
     let room = rooms.create().unwrap();
     let id = room.id().clone();
-    room.handle_http(push("cursor", 1, Action::Relay)).unwrap();
+    room.http(push("cursor", 1, Action::Relay)).unwrap();
     assert!(journal.records.lock().unwrap().is_empty(), "a relay touches no storage");
-    room.handle_http(push("k", 2, Action::Append)).unwrap();
-    room.handle_http(push("k", 3, Action::Append)).unwrap();
-    room.handle_http(push("k", 4, Action::Compact { seq: 3 })).unwrap();
-    room.handle_http(push("k", 5, Action::Compact { seq: 1 })).unwrap(); // removes nothing: ignored, no record
-    room.handle_http(push("r", 6, Action::Replace)).unwrap();
+    room.http(push("k", 2, Action::Append)).unwrap();
+    room.http(push("k", 3, Action::Append)).unwrap();
+    room.http(push("k", 4, Action::Compact { seq: 3 })).unwrap();
+    room.http(push("k", 5, Action::Compact { seq: 1 })).unwrap(); // removes nothing: ignored, no record
+    room.http(push("r", 6, Action::Replace)).unwrap();
     let key = |k: &str| -> Key { k.into() };
     assert_eq!(
         *journal.records.lock().unwrap(),
@@ -580,7 +580,7 @@ fn a_refusing_store_refuses_stored_writes_but_not_relays() {
     );
     assert!(journal.records.lock().unwrap().is_empty());
     assert_eq!(
-        room.handle_http(push("k", 3, Action::Replace)),
+        room.http(push("k", 3, Action::Replace)),
         Err(EngineError::Storage(StorageUnavailable("no space left on device".into())))
     );
 }
@@ -599,7 +599,7 @@ fn a_stored_room_is_restored_with_its_epoch_seq_streams_and_limits() {
     assert_eq!(stored(&room, "k"), vec![(1, 4), (2, 9)]);
     // The key counts once, as it did when it was first written.
     assert_eq!(room.stored_bytes(), limits::key_cost(1) + 2 * limits::entry_cost(value(1).len()));
-    room.handle_http(push("k", 3, Action::Append)).unwrap();
+    room.http(push("k", 3, Action::Append)).unwrap();
     // Known to the store already: no second Created record, and seqs go on from the stored one.
     assert_eq!(
         *journal.records.lock().unwrap(),
@@ -616,4 +616,53 @@ fn expiry_removes_the_stored_room() {
     drop(room);
     assert_eq!(rooms.expire_idle(t0 + TTL), 1);
     assert_eq!(journal.records.lock().unwrap().last(), Some(&Record::Removed { room: id }));
+}
+
+/// [`Room::handle_http`], with the reply as the message it carries.
+trait HttpReply {
+    fn http(&self, message: ClientMessage) -> Result<Option<ServerMessage>, EngineError>;
+}
+
+impl HttpReply for Room {
+    fn http(&self, message: ClientMessage) -> Result<Option<ServerMessage>, EngineError> {
+        self.handle_http(message).map(|reply| reply.map(|outgoing| outgoing.message().clone()))
+    }
+}
+
+/// What a connection has queued, as the shared messages themselves.
+fn queued(conn: &Connection) -> Vec<Outgoing> {
+    let mut batch = Vec::new();
+    conn.outbox().try_batch(&mut batch, usize::MAX).unwrap();
+    batch
+}
+
+/// Whether two messages share one encoding (the same bytes in memory, not equal copies).
+fn same_encoding(a: &Outgoing, b: &Outgoing) -> bool {
+    let dialect = crate::protocol::Dialect::Extended;
+    std::ptr::eq(a.json(dialect).as_ptr(), b.json(dialect).as_ptr())
+}
+
+#[test]
+fn replays_of_a_whole_stream_share_one_encoded_copy_until_it_changes() {
+    let rooms = Rooms::new(Limits::default());
+    let room = rooms.create().unwrap();
+    room.handle_http(push("k", 1, Action::Append)).unwrap();
+    room.handle_http(push("k", 2, Action::Append)).unwrap();
+    let (a, b, c) = (connect(&room), connect(&room), connect(&room));
+    a.handle(get("k", Replay::After(0)));
+    b.handle(get("k", Replay::After(0)));
+    let http = room.handle_http(get("k", Replay::After(0))).unwrap().unwrap();
+    c.handle(get("k", Replay::After(1)));
+    let (first, second, partial) = (queued(&a).remove(0), queued(&b).remove(0), queued(&c).remove(0));
+    assert!(same_encoding(&first, &second), "two connections' replays share one copy");
+    assert!(same_encoding(&first, &http), "so does an HTTP get's reply");
+    assert_eq!(partial.message(), &init(&room, "k", &[(2, 2)]), "a partial replay is its own");
+
+    room.handle_http(push("k", 3, Action::Append)).unwrap();
+    a.handle(get("k", Replay::After(0)));
+    let after_write = queued(&a).pop().unwrap();
+    assert_eq!(after_write.message(), &init(&room, "k", &[(1, 1), (2, 2), (3, 3)]), "a write makes a new replay");
+    assert!(!same_encoding(&first, &after_write));
+    room.handle_http(push("k", 9, Action::Compact { seq: 3 })).unwrap();
+    assert_eq!(stored(&room, "k"), [(9, 3)], "and so does a compact");
 }

@@ -39,7 +39,8 @@ pub async fn send(
         HttpSendError::Engine(e) => ApiError::bad_request(e),
     })?;
     let dialect = Dialect::from_ext_flag(asks_for_extensions(query.as_deref()));
-    let body = reply.map_or_else(|| "null".to_owned(), |m| json_cbor::encode_json(&m, dialect));
+    // The reply's own encoding, shared with every other recipient of it (a whole-stream replay).
+    let body = reply.map_or_else(|| Bytes::from_static(b"null"), |m| Bytes::from(m.json(dialect).clone()));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
