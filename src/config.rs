@@ -36,6 +36,12 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 8 << 20)]
     pub outbox_bytes: usize,
 
+    /// Bytes of large writes (64 KiB or more, such as the replay of a big key) that all connections together may
+    /// have on their way to their peers. A large write waits while the budget is spent, so readers that stop
+    /// reading cannot make the server hold more than this in copies of what they asked for; small writes never wait.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub write_budget_bytes: usize,
+
     /// Base URL clients reach this server at (e.g. `https://db.example.com`), used in room URLs instead of the
     /// request's own scheme and Host.
     #[arg(long)]

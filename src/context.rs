@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use crate::admission::Admission;
 use crate::auth::Auth;
 use crate::config::ServerConfig;
+use crate::driver::WriteBudget;
 use crate::engine::Rooms;
 use crate::metrics::Metrics;
 use crate::room_info::CertificateHash;
@@ -28,6 +29,8 @@ pub struct ServerContext {
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so that shutdown can wait for them to say goodbye.
     pub connections: TaskTracker,
+    /// The bytes of large writes all connections together may have in flight (`--write-budget-bytes`).
+    pub write_budget: Arc<WriteBudget>,
     /// The WebTransport listener, for room results (`None` with `--no-webtransport`).
     pub webtransport: Option<WebTransportInfo>,
 }

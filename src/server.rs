@@ -14,6 +14,7 @@ use crate::admission::Admission;
 use crate::auth::{Auth, AuthError};
 use crate::config::ServerConfig;
 use crate::context::{Context, ServerContext};
+use crate::driver::WriteBudget;
 use crate::engine::Rooms;
 use crate::http::{self, router};
 use crate::metrics::Metrics;
@@ -77,6 +78,7 @@ impl RunningServer {
         if let Some(journal) = &storage {
             metrics.watch_storage(journal.clone());
         }
+        let write_budget = Arc::new(WriteBudget::new(config.write_budget_bytes));
         let context: Context = Arc::new(ServerContext {
             rooms: Arc::new(rooms),
             admission: Admission::new(&config.limits),
@@ -85,6 +87,7 @@ impl RunningServer {
             config,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
+            write_budget,
             webtransport: webtransport.as_ref().map(WebTransportServer::info),
         });
         let (rooms, shutdown, connections) =

@@ -363,3 +363,35 @@ async fn a_refused_client_that_is_already_sending_still_reads_its_close_code() {
     still_serving(&mut a, "k").await;
     b.expect_push("k").await;
 }
+
+#[tokio::test]
+async fn readers_that_never_read_hold_no_more_than_the_write_budget() {
+    // Three entries of 3 MiB: one replay is far more than the kernel's socket buffers take, so a reader that never
+    // reads keeps most of it in the server, and it takes most of a 10 MiB budget.
+    const ENTRY_BYTES: usize = 3 << 20;
+    let server = TestServer::start_with(|c| {
+        c.max_message_bytes = 4 << 20;
+        c.write_budget_bytes = 10 << 20;
+    })
+    .await;
+    let room = server.create_room().await;
+    for _ in 0..3 {
+        server.send(&room, &msg::append("big", json!("x".repeat(ENTRY_BYTES)))).await;
+    }
+    let mut stalled = server.connect_small_buffer(&room, Encoding::Json).await;
+    stalled.send(&msg::get("big", json!(0))).await;
+    let mut bystander = server.connect(&room, Encoding::Json).await;
+    bystander.subscribe("small").await;
+    still_serving(&mut bystander, "small").await;
+
+    let mut waiting = server.connect(&room, Encoding::Json).await;
+    waiting.send(&msg::get("big", json!(0))).await;
+    assert_eq!(waiting.recv_timeout(Duration::from_secs(1)).await, None, "the second big replay waits for the budget");
+    still_serving(&mut bystander, "small").await;
+
+    drop(stalled);
+    let init = waiting.expect("init").await;
+    assert_eq!(init["data"].as_array().map(Vec::len), Some(3), "it comes once the stalled reader is gone");
+    waiting.subscribe("small").await;
+    still_serving(&mut waiting, "small").await;
+}

@@ -12,6 +12,7 @@
 //! writer tells the peer why (bounded), then the reader waits, bounded, for the peer to acknowledge the close, so
 //! that the peer reads the close code before the transport goes away.
 
+mod budget;
 pub mod transport;
 mod writer;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{Instrument, debug};
 
+pub use budget::{LARGE_WRITE, WriteBudget};
 pub use transport::{Closing, Departure, Inbound, Liveness, TransportReader, TransportWriter};
 use writer::{CLOSE_TIMEOUT, Writer};
 
@@ -54,6 +56,7 @@ pub async fn drive<R: TransportReader, W: TransportWriter>(
         shutdown: context.shutdown.clone(),
         keepalive_every: liveness.keepalive_every,
         metrics: metrics.clone(),
+        budget: context.write_budget.clone(),
     };
     let mut writer_task = tokio::spawn(writer_half.run(writer, departures).in_current_span());
     let reading = ReadingLoop {

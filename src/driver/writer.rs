@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::budget::WriteBudget;
 use super::transport::{Closing, Departure, TransportWriter};
 use crate::close::CloseReason;
 use crate::engine::Outbox;
@@ -25,6 +26,7 @@ pub(super) struct Writer {
     pub shutdown: CancellationToken,
     pub keepalive_every: Option<Duration>,
     pub metrics: Arc<ConnectionMetrics>,
+    pub budget: Arc<WriteBudget>,
 }
 
 impl Writer {
@@ -92,6 +94,8 @@ impl Writer {
         batch: &mut Vec<Outgoing>,
     ) -> std::io::Result<()> {
         let count = batch.len();
+        // Held until the batch is written: while a peer is not reading, its copy of a large write counts.
+        let _reserved = self.budget.reserve(batch.iter().map(Outgoing::size).sum()).await;
         let bytes = transport.write_batch(batch).await?;
         self.metrics.sent_batch(count, bytes, self.outbox.dropped_volatile());
         Ok(())
