@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ciborium::value::Value as Cbor;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use driftdb::engine::{Connection, Limits, Outbox, Rooms};
+use driftdb::engine::{Limits, Member, Outbox, Rooms};
 use driftdb::outgoing::{Outgoing, WireFormat};
 use driftdb::protocol::{Action, ClientMessage, Dialect, Replay, Value};
 
@@ -25,8 +25,8 @@ fn cursor() -> Value {
 
 /// A room with `n` connections subscribed to `k`, and one publisher that is not subscribed.
 struct Fixture {
-    publisher: Connection,
-    subscribers: Vec<Connection>,
+    publisher: Member,
+    subscribers: Vec<Member>,
     batch: Vec<Outgoing>,
 }
 
@@ -36,7 +36,7 @@ impl Fixture {
         let rooms = Rooms::new(limits);
         let room = rooms.create().expect("a room");
         let connect = || room.connect(Arc::new(Outbox::new(64 << 20)), false).expect("connects");
-        let subscribers: Vec<Connection> = (0..n).map(|_| connect()).collect();
+        let subscribers: Vec<Member> = (0..n).map(|_| connect()).collect();
         let mut batch = Vec::new();
         for subscriber in &subscribers {
             subscriber.handle(ClientMessage::Get { key: "k".into(), replay: Replay::After(0) });

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::{Auth, Capability, Grant, Refusal};
-use crate::engine::{Connection, RoomId};
+use crate::engine::{Member, RoomId};
 use crate::protocol::ClientMessage;
 
 /// A connection's live grant, consulted by the connection driver's reading loop. The lock is never held across an
@@ -29,7 +29,7 @@ impl Access {
 
     /// Applies one client message: an `auth` refreshes the grant, anything else goes to the engine if the grant
     /// allows it. A refusal is answered with an `error` naming what is missing; the connection stays open.
-    pub fn dispatch(&self, connection: &Connection, message: ClientMessage) {
+    pub fn dispatch(&self, connection: &Member, message: ClientMessage) {
         let refused = match message {
             ClientMessage::Auth { token } => self.refresh(&token).err(),
             message => match self.check(&message) {

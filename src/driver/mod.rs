@@ -31,7 +31,7 @@ use crate::admission::MessageRate;
 use crate::auth::Access;
 use crate::close::CloseReason;
 use crate::context::ServerContext;
-use crate::engine::Connection;
+use crate::engine::Member;
 use crate::metrics::{ConnectionMetrics, MessageKind, Metrics, Transport};
 
 /// How long the server waits for the peer to answer its close before dropping the transport.
@@ -40,7 +40,7 @@ const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Runs an admitted connection until it ends; returns how (`None`: the transport failed under the writer).
 pub async fn drive<R: TransportReader, W: TransportWriter>(
     context: &ServerContext,
-    connection: Connection,
+    connection: Member,
     access: Access,
     transport: Transport,
     liveness: Liveness,
@@ -119,7 +119,7 @@ enum ReadEnd {
 
 /// What the reading loop consults for each message.
 struct ReadingLoop<'a> {
-    connection: &'a Connection,
+    connection: &'a Member,
     access: &'a Access,
     rate: MessageRate,
     metrics: Arc<ConnectionMetrics>,

@@ -1,5 +1,5 @@
 //! The room engine: rooms, keys, stored streams and fan-out. It knows nothing of sockets; both transports drive it
-//! through [`Rooms`], [`Room`] and [`Connection`], so WebSocket and WebTransport clients of a room share one order.
+//! through [`Rooms`], [`Room`] and [`Member`], so WebSocket and WebTransport clients of a room share one order.
 
 mod limits;
 mod outbox;
@@ -20,7 +20,7 @@ pub use outbox::Outbox;
 pub use record::{Journal, MemoryJournal, Record, StorageUnavailable, StoredRoom};
 use room::Census;
 pub(crate) use room::new_epoch;
-pub use room::{ConnId, Connection, ConnectionCounts, EngineError, KeySnapshot, Room, RoomSnapshot};
+pub use room::{ConnId, ConnectionCounts, EngineError, KeySnapshot, Member, Room, RoomSnapshot};
 pub use room_id::{InvalidRoomId, MAX_ROOM_ID_LEN, RoomId};
 
 use crate::close::CloseReason;
@@ -101,7 +101,7 @@ impl Rooms {
     }
 
     /// Attaches a connection to the room `id` (loaded or created if needed).
-    pub fn connect(&self, id: &RoomId, outbox: Arc<Outbox>, debug: bool) -> Result<Connection, CloseReason> {
+    pub fn connect(&self, id: &RoomId, outbox: Arc<Outbox>, debug: bool) -> Result<Member, CloseReason> {
         let now = Instant::now();
         let connected = self.open(id, now, |room| room.connect_at(outbox, debug, now).map_err(OpenOr::Use));
         connected.map_err(|error| match error {

@@ -7,7 +7,7 @@
 //!
 //! Time: a room holds no clock. Whatever marks activity or checks expiry takes `now` from its caller, so expiry is
 //! a function of the instants passed in and tests need no sleeps. The entries the transports call per connection or
-//! per message ([`Room::connect`], [`Room::handle_http`], [`Connection::handle`], dropping a [`Connection`]) read
+//! per message ([`Room::connect`], [`Room::handle_http`], [`Member::handle`], dropping a [`Member`]) read
 //! `Instant::now()` once, there, and pass it down: keeping their signatures spares every transport a change, and
 //! the `_at` form beside each takes the instant from its caller instead.
 
@@ -226,17 +226,12 @@ impl Room {
 
     /// Attaches a connection whose outgoing messages go to `outbox`. Dropping the returned handle detaches it.
     /// Refused with the close reason when the room or the server is at its connection limit.
-    pub fn connect(self: &Arc<Self>, outbox: Arc<Outbox>, debug: bool) -> Result<Connection, CloseReason> {
+    pub fn connect(self: &Arc<Self>, outbox: Arc<Outbox>, debug: bool) -> Result<Member, CloseReason> {
         self.connect_at(outbox, debug, Instant::now())
     }
 
     /// [`Room::connect`] at `now`.
-    pub fn connect_at(
-        self: &Arc<Self>,
-        outbox: Arc<Outbox>,
-        debug: bool,
-        now: Instant,
-    ) -> Result<Connection, CloseReason> {
+    pub fn connect_at(self: &Arc<Self>, outbox: Arc<Outbox>, debug: bool, now: Instant) -> Result<Member, CloseReason> {
         let mut state = self.lock();
         if state.conns.len() >= self.limits.max_connections_per_room {
             return Err(CloseReason::RoomFull);
@@ -262,7 +257,7 @@ impl Room {
             state.debug.insert(id, outbox.clone());
         }
         drop(state);
-        Ok(Connection { room: self.clone(), id, outbox })
+        Ok(Member { room: self.clone(), id, outbox })
     }
 
     /// Handles a message sent over HTTP (`POST /room/ID/send`): there is no connection, so nothing subscribes and
@@ -529,15 +524,16 @@ impl RoomState {
     }
 }
 
-/// A connection attached to a room. Messages it handles are answered through its outbox; dropping it unsubscribes
-/// everything and detaches it from the room.
-pub struct Connection {
+/// A connection's membership of a room: what a transport's connection (a WebSocket, a WebTransport session) holds
+/// while it is attached. Messages it handles are answered through its outbox; dropping it unsubscribes everything
+/// and detaches it from the room. (Named apart from quinn's and h3's `Connection`, which the transports also hold.)
+pub struct Member {
     room: Arc<Room>,
     id: ConnId,
     outbox: Arc<Outbox>,
 }
 
-impl Connection {
+impl Member {
     pub fn room(&self) -> &Arc<Room> {
         &self.room
     }
@@ -558,7 +554,7 @@ impl Connection {
         self.handle_at(message, Instant::now())
     }
 
-    /// [`Connection::handle`] at `now`.
+    /// [`Member::handle`] at `now`.
     pub fn handle_at(&self, message: ClientMessage, now: Instant) {
         match message {
             ClientMessage::Push { key, value, action, volatile } => {
@@ -601,7 +597,7 @@ impl Connection {
         self.outbox.push(Outgoing::new(message));
     }
 
-    /// Idempotent, so that [`Connection::close_at`] followed by the drop counts the connection out once.
+    /// Idempotent, so that [`Member::close_at`] followed by the drop counts the connection out once.
     fn detach(&self, now: Instant) {
         if self.room.lock().disconnect(self.id, now) {
             self.room.census.connections.fetch_sub(1, Ordering::AcqRel);
@@ -609,7 +605,7 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
+impl Drop for Member {
     /// Drop has no caller to hand it the time, so it reads the clock itself.
     fn drop(&mut self) {
         self.detach(Instant::now());

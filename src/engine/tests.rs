@@ -22,11 +22,11 @@ fn get(key: &str, replay: Replay) -> ClientMessage {
     ClientMessage::Get { key: key.into(), replay }
 }
 
-fn connect(room: &Arc<Room>) -> Connection {
+fn connect(room: &Arc<Room>) -> Member {
     room.connect(Arc::new(Outbox::new(BIG)), false).unwrap()
 }
 
-fn received(conn: &Connection) -> Vec<ServerMessage> {
+fn received(conn: &Member) -> Vec<ServerMessage> {
     let mut batch = Vec::new();
     conn.outbox().try_batch(&mut batch, usize::MAX).unwrap();
     batch.iter().map(|m: &Outgoing| m.message().clone()).collect()
@@ -630,7 +630,7 @@ impl HttpReply for Room {
 }
 
 /// What a connection has queued, as the shared messages themselves.
-fn queued(conn: &Connection) -> Vec<Outgoing> {
+fn queued(conn: &Member) -> Vec<Outgoing> {
     let mut batch = Vec::new();
     conn.outbox().try_batch(&mut batch, usize::MAX).unwrap();
     batch

@@ -16,7 +16,7 @@ use super::request::{self, Target};
 use crate::auth::{self, Access};
 use crate::close::CloseReason;
 use crate::context::ServerContext;
-use crate::engine::{Connection, Outbox};
+use crate::engine::{Member, Outbox};
 
 /// Longest wait for the CONNECT request after the QUIC handshake.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +50,7 @@ pub(super) struct Established {
     /// The room connection, or the limit that refused it. As on the WebSocket, a browser never sees the status of
     /// a refused CONNECT (Chromium reports a bare QUIC error), but it does see a session's close code: so a limit
     /// accepts the session, to close it at once with the limit's code, the same number a WebSocket client gets.
-    pub admitted: Result<(Connection, Access), CloseReason>,
+    pub admitted: Result<(Member, Access), CloseReason>,
 }
 
 /// Runs the handshake, the CONNECT request and the SETTINGS exchange of one incoming connection.
@@ -103,7 +103,7 @@ fn admit(
     quic: &quinn::Connection,
     target: &Target,
     context: &ServerContext,
-) -> Result<(Connection, Access), Refused> {
+) -> Result<(Member, Access), Refused> {
     let origin = request.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
     context
         .admission
