@@ -21,6 +21,7 @@ pub use listener::{DrainBeforeClose, HttpBounds, serve};
 
 use crate::admission::Admission;
 use crate::auth::Auth;
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::engine::Rooms;
 use crate::metrics::Metrics;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub connections: TaskTracker,
     /// The WebTransport listener, for room results (`None` with `--no-webtransport`).
     pub webtransport: Option<WebTransportInfo>,
+    /// With `--cluster`: room info names each room's owner node (src/cluster).
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Builds the HTTP router.
@@ -56,7 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/room/{id}/send", post(send::send))
         .route("/room/{id}/inspect", get(rooms::inspect))
         .route("/inspect", get(crate::embedded::inspect))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(body_limit)
         .layer(cors)
@@ -70,6 +73,14 @@ pub fn router(state: AppState) -> Router {
             tracing::info!(demos = crate::embedded::has_demos(), "serving the files built into the binary at /");
             router.fallback(crate::embedded::serve)
         }
+    }
+}
+
+/// `ok`, or 503 with the reason while a cluster node cannot reach NATS (it still serves the rooms it owns).
+async fn healthz(State(state): State<AppState>) -> (axum::http::StatusCode, String) {
+    match state.cluster.as_ref().map(|cluster| cluster.health()) {
+        Some(Err(problem)) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, problem.to_string()),
+        _ => (axum::http::StatusCode::OK, "ok".to_owned()),
     }
 }
 

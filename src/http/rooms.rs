@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::{self, Refusal};
+use crate::cluster::Cluster;
 use crate::engine::{RoomId, RoomSnapshot};
 use crate::room_info::{PublicBase, RoomInfo};
 
@@ -21,6 +22,9 @@ pub async fn new_room(
         return Err(Refusal::AdminRequired.into());
     }
     state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
+    if let Some(cluster) = &state.cluster {
+        return owner_room_info(cluster, &RoomId::random()).await;
+    }
     let room = state.rooms.create().map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, room.id())))
 }
@@ -38,8 +42,17 @@ pub async fn room_info(
     if state.rooms.get(&id).is_none() {
         state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
     }
+    if let Some(cluster) = &state.cluster {
+        return owner_room_info(cluster, &id).await;
+    }
     state.rooms.get_or_create(&id).map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, &id)))
+}
+
+/// With `--cluster`: the URLs of the room's owner node, wherever it is (placing the room if nobody owns it).
+async fn owner_room_info(cluster: &Cluster, id: &RoomId) -> Result<Json<RoomInfo>, ApiError> {
+    let owner = cluster.owner_of(id).await.map_err(ApiError::unavailable)?;
+    Ok(Json(owner.room_info(id.as_str())))
 }
 
 /// `GET /room/{id}/inspect`: the room inspector's snapshot. An unknown room is 404: inspecting creates nothing.
