@@ -39,7 +39,7 @@ pub enum ServerError {
     Auth(#[from] AuthError),
     #[error("cannot open the store in {dir}: {source}")]
     Storage { dir: std::path::PathBuf, source: BackendError },
-    #[error("cannot join the cluster: {0}")]
+    #[error("cannot join the cluster")]
     Cluster(#[from] ClusterError),
 }
 
