@@ -34,6 +34,8 @@ pub use membership::{Membership, NodeInfo};
 /// How long a NATS request (a KV read or write) may take before it counts as failed: short, so that a lost NATS
 /// turns into a clear error quickly instead of a hung room request.
 const NATS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the client pings NATS when idle.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// Leases renewed at once: renewals are independent round trips, and many rooms must all fit in one tick.
 const RENEWALS_IN_FLIGHT: usize = 64;
 
@@ -256,6 +258,9 @@ async fn connect(url: &str, node: &str) -> Result<async_nats::Client, ClusterErr
         .name(format!("driftdb {node}"))
         .connection_timeout(NATS_TIMEOUT)
         .request_timeout(Some(NATS_TIMEOUT))
+        // A NATS server that vanished without closing the socket (a partition) is noticed within a few pings,
+        // not the default minutes, so /healthz and the metrics say so while leases are still trusted.
+        .ping_interval(PING_INTERVAL)
         .max_reconnects(None)
         .event_callback(|event| async move {
             match event {
