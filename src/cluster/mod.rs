@@ -34,6 +34,8 @@ pub use membership::{Membership, NodeInfo};
 /// How long a NATS request (a KV read or write) may take before it counts as failed: short, so that a lost NATS
 /// turns into a clear error quickly instead of a hung room request.
 const NATS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Locks that claims of rooms are spread over: enough that unrelated rooms rarely wait for each other.
+const CLAIM_LOCK_STRIPES: usize = 64;
 /// How often the client pings NATS when idle.
 const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// Leases renewed at once: renewals are independent round trips, and many rooms must all fit in one tick.
@@ -100,6 +102,8 @@ pub struct Cluster {
     members: Membership,
     leases: Leases,
     rooms: Arc<Rooms>,
+    /// Serializes claims of one room on this node (striped: a lock per room would need cleaning up).
+    claim_locks: [tokio::sync::Mutex<()>; CLAIM_LOCK_STRIPES],
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -127,6 +131,7 @@ impl Cluster {
             members,
             leases,
             rooms,
+            claim_locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });

@@ -27,6 +27,11 @@ pub fn ranked<'a>(room: &str, nodes: impl IntoIterator<Item = &'a str>) -> Vec<&
     weighted.into_iter().map(|(_, node)| node).collect()
 }
 
+/// One of `stripes` buckets for `room`, to spread per-room locks over a fixed set.
+pub fn stripe(room: &str, stripes: usize) -> usize {
+    (weight("", room) % stripes as u64) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,10 @@ impl Cluster {
 
     /// Takes the room here unless a live node already holds it: what this node does for a claim.
     pub(super) async fn claim_here(&self, room: &RoomId) -> Result<NodeInfo, ClusterError> {
+        // Concurrent claims of one room on this node (its own lookup and other nodes' requests) go one at a time:
+        // a loser would otherwise read this node's fresh lease before the winner recorded it as held, and take it
+        // for an earlier run's.
+        let _one_at_a_time = self.claim_lock(room).lock().await;
         if self.leases.holds(room) {
             return Ok(self.own_info());
         }
@@ -85,6 +89,11 @@ impl Cluster {
             return Err(ClusterError::Room(error.to_string()));
         }
         Ok(self.own_info())
+    }
+
+    fn claim_lock(&self, room: &RoomId) -> &tokio::sync::Mutex<()> {
+        let stripe = placement::stripe(room.as_str(), self.claim_locks.len());
+        &self.claim_locks[stripe]
     }
 
     async fn lookup(&self, room: &RoomId) -> Result<Lookup, ClusterError> {
