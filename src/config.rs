@@ -43,8 +43,8 @@ pub struct ServerConfig {
     pub write_budget_bytes: usize,
 
     /// Base URL clients reach this server at (e.g. `https://db.example.com`), used in room URLs instead of the
-    /// request's own scheme and Host.
-    #[arg(long)]
+    /// request's own scheme and Host. With `--cluster` it is also the URL other nodes hand out for this node's rooms.
+    #[arg(long, env = "DRIFTDB_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// Trust `X-Forwarded-Proto` and `X-Forwarded-Host` from a reverse proxy when building room URLs.
@@ -113,6 +113,27 @@ pub struct ServerConfig {
     #[command(flatten)]
     #[serde(flatten)]
     pub auth: AuthConfig,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cluster: ClusterConfig,
+}
+
+/// Joining a cluster of nodes through NATS with JetStream (see `docs/cluster.md`). Off by default: without
+/// `--cluster` the server runs alone, as before.
+#[derive(Args, Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterConfig {
+    /// NATS server with JetStream (`nats://HOST:4222`) through which the nodes find each other and own rooms.
+    #[arg(long = "cluster", env = "DRIFTDB_CLUSTER")]
+    #[serde(rename = "cluster")]
+    pub nats_url: Option<String>,
+
+    /// This node's id in the cluster (1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'); random at each start by
+    /// default.
+    #[arg(long, env = "DRIFTDB_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 /// Token checking and protected room creation (see `docs/auth.md`). All off by default.

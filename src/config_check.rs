@@ -43,6 +43,31 @@ impl ServerConfig {
                 problem: format!("`{url}` must start with http:// or https://"),
             });
         }
+        self.check_cluster()
+    }
+
+    /// A node id goes into NATS subjects and KV keys; the URL other nodes hand out must be one clients can reach.
+    fn check_cluster(&self) -> Result<(), InvalidSetting> {
+        if self.cluster.nats_url.is_none() {
+            return Ok(());
+        }
+        if let Some(id) = &self.cluster.node_id
+            && crate::engine::RoomId::parse(id).is_err()
+        {
+            return Err(InvalidSetting {
+                option: "node-id",
+                problem: format!("`{id}`: use 1 to 64 characters from A-Z, a-z, 0-9, '-' and '_'"),
+            });
+        }
+        if self.public_url.is_none() && self.host.is_unspecified() {
+            return Err(InvalidSetting {
+                option: "public-url",
+                problem: format!(
+                    "with --cluster and --host {} other nodes need the URL clients reach this one at",
+                    self.host
+                ),
+            });
+        }
         Ok(())
     }
 }
@@ -80,6 +105,20 @@ mod tests {
         assert_eq!(error.to_string(), "invalid --idle-timeout-ms: 0 ms is not between 1 and 86400000 ms");
         assert_eq!(with(|c| c.outbox_bytes = 0).unwrap_err().option, "outbox-bytes");
         assert_eq!(with(|c| c.public_url = Some("db.example.com".into())).unwrap_err().option, "public-url");
+        fn cluster(c: &mut ServerConfig) {
+            c.cluster.nats_url = Some("nats://127.0.0.1:4222".into());
+        }
+        assert_eq!(with(cluster), Ok(()));
+        let bad_id = with(|c| {
+            cluster(c);
+            c.cluster.node_id = Some("a.b".into());
+        });
+        assert_eq!(bad_id.unwrap_err().option, "node-id");
+        let any_host = with(|c| {
+            cluster(c);
+            c.host = [0, 0, 0, 0].into();
+        });
+        assert_eq!(any_host.unwrap_err().option, "public-url");
         let config = with(|c| c.limits.max_messages_per_second = 0);
         assert_eq!(config, Ok(()), "0 turns a rate limit off");
     }

@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
 use crate::auth::Auth;
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::driver::WriteBudget;
 use crate::engine::Rooms;
@@ -33,6 +34,8 @@ pub struct ServerContext {
     pub write_budget: Arc<WriteBudget>,
     /// The WebTransport listener, for room results (`None` with `--no-webtransport`).
     pub webtransport: Option<WebTransportInfo>,
+    /// With `--cluster`: room info names each room's owner node (see [`crate::cluster`]).
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// How handlers and tasks hold the server's shared state (axum's `State` needs `Clone`).

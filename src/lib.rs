@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod auth;
 pub mod close;
+pub mod cluster;
 pub mod config;
 pub mod config_check;
 pub mod config_file;

@@ -16,6 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::close::CloseReason;
+use crate::cluster::Cluster;
 use crate::engine::Rooms;
 use crate::protocol::ClientMessage;
 use crate::storage::DiskJournal;
@@ -134,6 +135,15 @@ pub struct Metrics {
     batch_messages: Histogram,
     datagram_bytes: Histogram,
     storage: StorageMetrics,
+    cluster: Option<ClusterMetrics>,
+}
+
+/// A cluster node's view, read from it at each scrape (registered only with `--cluster`).
+struct ClusterMetrics {
+    cluster: Arc<Cluster>,
+    connected: Gauge,
+    nodes: Gauge,
+    leases: Gauge,
 }
 
 /// The durable store's health, read from it at each scrape.
@@ -169,6 +179,7 @@ impl Metrics {
             batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             datagram_bytes: Histogram::new(exponential_buckets(32.0, 2.0, 8)),
             storage: StorageMetrics::default(),
+            cluster: None,
         };
         let r = &mut metrics.registry;
         r.register("rooms", "Live rooms", metrics.rooms.clone());
@@ -210,6 +221,21 @@ impl Metrics {
     /// Reports this store's health in `/metrics` (memory storage has none).
     pub fn watch_storage(&self, journal: Arc<DiskJournal>) {
         let _ = self.storage.journal.set(journal);
+    }
+
+    /// Reports this node's cluster membership in `/metrics`.
+    pub fn watch_cluster(&mut self, cluster: Arc<Cluster>) {
+        let c =
+            ClusterMetrics { cluster, connected: Gauge::default(), nodes: Gauge::default(), leases: Gauge::default() };
+        let r = &mut self.registry;
+        r.register(
+            "cluster_connected",
+            "1 while NATS is reachable; 0 while this node takes no new rooms (it still serves its own)",
+            c.connected.clone(),
+        );
+        r.register("cluster_nodes", "Live nodes this node sees, itself included", c.nodes.clone());
+        r.register("cluster_leases", "Room leases this node holds (rooms it owns)", c.leases.clone());
+        self.cluster = Some(c);
     }
 
     /// Counters for one connection of `transport`; counts it open until dropped.
@@ -259,6 +285,12 @@ impl Metrics {
             s.committed_records.inc_by(status.committed_records.saturating_sub(s.committed_records.get()));
             s.commits.inc_by(status.commits.saturating_sub(s.commits.get()));
             s.failed_commits.inc_by(status.failed_commits.saturating_sub(s.failed_commits.get()));
+        }
+        if let Some(c) = &self.cluster {
+            let status = c.cluster.status();
+            c.connected.set(i64::from(status.connected));
+            c.nodes.set(status.live_nodes as i64);
+            c.leases.set(status.leases as i64);
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");

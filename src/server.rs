@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::admission::Admission;
 use crate::auth::{Auth, AuthError};
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::ServerConfig;
 use crate::context::{Context, ServerContext};
 use crate::driver::WriteBudget;
@@ -40,6 +41,8 @@ pub enum ServerError {
     Auth(#[from] AuthError),
     #[error("cannot open the store in {dir}: {source}")]
     Storage { dir: std::path::PathBuf, source: BackendError },
+    #[error("cannot join the cluster")]
+    Cluster(#[from] ClusterError),
 }
 
 /// Attempts at finding a port number free on both TCP and UDP when the port is picked automatically.
@@ -55,6 +58,8 @@ pub struct RunningServer {
     webtransport: Option<WebTransportServer>,
     /// The durable store, unless `--storage memory`.
     storage: Option<Arc<DiskJournal>>,
+    /// This node's membership, with `--cluster`.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl RunningServer {
@@ -70,17 +75,22 @@ impl RunningServer {
 
         let storage = open_storage(&config)?;
         let limits = config.limits.engine_limits();
-        let rooms = match &storage {
+        let rooms = Arc::new(match &storage {
             Some(journal) => Rooms::with_journal(limits, journal.clone()),
             None => Rooms::new(limits),
-        };
-        let metrics = Arc::new(Metrics::new());
+        });
+        let cluster = join_cluster(&config, &rooms, webtransport.as_ref()).await?;
+        let mut metrics = Metrics::new();
+        if let Some(cluster) = &cluster {
+            metrics.watch_cluster(cluster.clone());
+        }
+        let metrics = Arc::new(metrics);
         if let Some(journal) = &storage {
             metrics.watch_storage(journal.clone());
         }
         let write_budget = Arc::new(WriteBudget::new(config.write_budget_bytes));
         let context: Context = Arc::new(ServerContext {
-            rooms: Arc::new(rooms),
+            rooms,
             admission: Admission::new(&config.limits),
             auth,
             metrics,
@@ -89,6 +99,7 @@ impl RunningServer {
             connections: TaskTracker::new(),
             write_budget,
             webtransport: webtransport.as_ref().map(WebTransportServer::info),
+            cluster: cluster.clone(),
         });
         let (rooms, shutdown, connections) =
             (context.rooms.clone(), context.shutdown.clone(), context.connections.clone());
@@ -100,7 +111,7 @@ impl RunningServer {
         let app = router(context);
         let http_task = tokio::spawn(http::serve(listener, app, bounds, shutdown.clone(), SHUTDOWN_GRACE));
         info!(%http_addr, "listening");
-        Ok(RunningServer { http_addr, rooms, shutdown, connections, http_task, webtransport, storage })
+        Ok(RunningServer { http_addr, rooms, shutdown, connections, http_task, webtransport, storage, cluster })
     }
 
     /// The bound HTTP/WebSocket address.
@@ -132,6 +143,9 @@ impl RunningServer {
             warn!("some connections did not close in time");
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.http_task).await;
+        if let Some(cluster) = self.cluster {
+            cluster.leave().await;
+        }
         if let Some(webtransport) = self.webtransport {
             webtransport.stop().await;
         }
@@ -190,6 +204,18 @@ fn open_storage(config: &ServerConfig) -> Result<Option<Arc<DiskJournal>>, Serve
         );
     }
     Ok(Some(DiskJournal::start(backend, config.storage_queue_bytes)))
+}
+
+/// Joins the cluster with `--cluster` (after binding, so that this node announces the ports it really has).
+async fn join_cluster(
+    config: &ServerConfig,
+    rooms: &Arc<Rooms>,
+    webtransport: Option<&WebTransportServer>,
+) -> Result<Option<Arc<Cluster>>, ServerError> {
+    if config.cluster.nats_url.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Cluster::join(config, rooms.clone(), webtransport.map(WebTransportServer::info)).await?))
 }
 
 fn http_addr_of(config: &ServerConfig) -> SocketAddr {

@@ -6,12 +6,11 @@
 mod common;
 mod wt_support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::process::ServerProcess;
 use common::{Encoding, TestServer, WsClient, msg, seq_of, within};
 use driftdb::protocol::{Action, Replay, ServerMessage};
 use driftdb::storage::StorageKind;
@@ -107,45 +106,24 @@ async fn writes_over_every_transport_survive_a_clean_restart_with_the_same_epoch
 }
 
 /// The `driftdb` binary on a data directory, killed when dropped.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-}
+struct Binary(ServerProcess);
 
 impl Binary {
     fn start(dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_driftdb"))
-            .args(["serve", "--port", "0", "--no-webtransport", "--max-messages-per-second", "0"])
-            .arg("--data-dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the driftdb binary starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let line = BufReader::new(stdout).lines().next().expect("a listening line").expect("readable stdout");
-        let addr = line.rsplit("http://").next().and_then(|a| a.parse().ok());
-        Binary { child, addr: addr.unwrap_or_else(|| panic!("unexpected first line: {line}")) }
+        let dir = dir.to_str().expect("a UTF-8 temp dir");
+        Binary(ServerProcess::start(&["--no-webtransport", "--max-messages-per-second", "0", "--data-dir", dir]))
     }
 
     async fn connect(&self, room: &str) -> WsClient {
-        WsClient::open(self.addr, &format!("/room/{room}/connect{EXT}"), Encoding::Json, None).await.expect("connects")
+        let path = format!("/room/{room}/connect{EXT}");
+        WsClient::open(self.0.addr(), &path, Encoding::Json, None).await.expect("connects")
     }
 
     fn signal(&mut self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success(), "kill {signal}");
-        let exit = self.child.wait().unwrap();
+        let exit = self.0.signal(signal);
         if signal == "-TERM" {
             assert!(exit.success(), "a SIGTERM stop exits cleanly: {exit:?}");
         }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

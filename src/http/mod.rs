@@ -30,7 +30,7 @@ pub fn router(state: Context) -> Router {
         .route("/room/{id}/send", post(send::send))
         .route("/room/{id}/inspect", get(rooms::inspect))
         .route("/inspect", get(crate::embedded::inspect))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(body_limit)
         .layer(cors)
@@ -44,6 +44,14 @@ pub fn router(state: Context) -> Router {
             tracing::info!(demos = crate::embedded::has_demos(), "serving the files built into the binary at /");
             router.fallback(crate::embedded::serve)
         }
+    }
+}
+
+/// `ok`, or 503 with the reason while a cluster node cannot reach NATS (it still serves the rooms it owns).
+async fn healthz(State(state): State<Context>) -> (axum::http::StatusCode, String) {
+    match state.cluster.as_ref().map(|cluster| cluster.health()) {
+        Some(Err(problem)) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, problem.to_string()),
+        _ => (axum::http::StatusCode::OK, "ok".to_owned()),
     }
 }
 

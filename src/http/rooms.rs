@@ -8,9 +8,10 @@ use axum::http::HeaderMap;
 
 use super::error::ApiError;
 use crate::auth::{self, Refusal};
+use crate::cluster::Cluster;
 use crate::context::{Context, ServerContext};
 use crate::engine::{RoomId, RoomSnapshot};
-use crate::room_info::RoomInfo;
+use crate::room_info::{PublicBase, RoomInfo};
 
 pub async fn new_room(
     State(state): State<Context>,
@@ -21,6 +22,9 @@ pub async fn new_room(
         return Err(Refusal::AdminRequired.into());
     }
     state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
+    if let Some(cluster) = &state.cluster {
+        return owner_room_info(cluster, &RoomId::random()).await;
+    }
     let room = state.rooms.create().map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, room.id())))
 }
@@ -38,8 +42,17 @@ pub async fn room_info(
     if state.rooms.get(&id).is_none() {
         state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
     }
+    if let Some(cluster) = &state.cluster {
+        return owner_room_info(cluster, &id).await;
+    }
     state.rooms.get_or_create(&id).map_err(ApiError::unavailable)?;
     Ok(Json(room_info_for(&state, &headers, &id)))
+}
+
+/// With `--cluster`: the URLs of the room's owner node, wherever it is (placing the room if nobody owns it).
+async fn owner_room_info(cluster: &Cluster, id: &RoomId) -> Result<Json<RoomInfo>, ApiError> {
+    let owner = cluster.owner_of(id).await.map_err(ApiError::unavailable)?;
+    Ok(Json(owner.room_info(id.as_str())))
 }
 
 /// `GET /room/{id}/inspect`: the room inspector's snapshot. An unknown room is 404: inspecting creates nothing.
@@ -80,85 +93,20 @@ pub fn parse_room_id(id: &str) -> Result<RoomId, ApiError> {
 }
 
 fn room_info_for(state: &ServerContext, headers: &HeaderMap, id: &RoomId) -> RoomInfo {
-    let base = PublicBase::of(state, headers);
-    RoomInfo {
-        room: id.to_string(),
-        socket_url: format!("{}/room/{id}/connect", base.with_scheme("ws", "wss")),
-        http_url: format!("{}/room/{id}/send", base.with_scheme("http", "https")),
-        // QUIC goes straight to this server (proxies do not carry it): same host name, the UDP port, no path prefix.
-        webtransport_url: state
-            .webtransport
-            .as_ref()
-            .map(|wt| format!("https://{}:{}/room/{id}/connect", base.host_name(), wt.port)),
-        certificate_hashes: state
-            .webtransport
-            .as_ref()
-            .map(|wt| wt.certificate_hashes())
-            .filter(|hashes| !hashes.is_empty()),
-    }
+    let webtransport = state.webtransport.as_ref().map(|wt| (wt.port, wt.certificate_hashes()));
+    RoomInfo::at(&public_base(state, headers), id.as_str(), webtransport)
 }
 
 /// Where clients reach this server: `--public-url` when set, else the scheme and host the request came in on.
-struct PublicBase {
-    secure: bool,
-    host: String,
-    path_prefix: String,
-}
-
-impl PublicBase {
-    fn of(state: &ServerContext, headers: &HeaderMap) -> Self {
-        if let Some(url) = &state.config.public_url {
-            return Self::parse(url);
-        }
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let forwarded = |name: &str| state.config.trust_proxy.then(|| header(name)).flatten();
-        let secure = forwarded("x-forwarded-proto").is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
-        let host = forwarded("x-forwarded-host")
-            .or_else(|| header("host"))
-            .unwrap_or_else(|| format!("{}:{}", state.config.host, state.config.port));
-        PublicBase { secure, host, path_prefix: String::new() }
+fn public_base(state: &ServerContext, headers: &HeaderMap) -> PublicBase {
+    if let Some(url) = &state.config.public_url {
+        return PublicBase::parse(url);
     }
-
-    fn parse(url: &str) -> Self {
-        let (secure, rest) = match url.split_once("://") {
-            Some((scheme, rest)) => (matches!(scheme, "https" | "wss"), rest),
-            None => (false, url),
-        };
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let path_prefix =
-            if path.trim_matches('/').is_empty() { String::new() } else { format!("/{}", path.trim_matches('/')) };
-        PublicBase { secure, host: host.to_owned(), path_prefix }
-    }
-
-    /// The host without its port (`[::1]` keeps its brackets).
-    fn host_name(&self) -> &str {
-        if let Some(end) = self.host.find(']') {
-            return &self.host[..=end];
-        }
-        match self.host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-            _ => &self.host,
-        }
-    }
-
-    fn with_scheme(&self, plain: &str, secure: &str) -> String {
-        let scheme = if self.secure { secure } else { plain };
-        format!("{scheme}://{}{}", self.host, self.path_prefix)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PublicBase;
-
-    #[test]
-    fn public_url_keeps_scheme_host_and_prefix() {
-        let base = PublicBase::parse("https://db.example.com/drift/");
-        assert_eq!(base.with_scheme("ws", "wss"), "wss://db.example.com/drift");
-        let base = PublicBase::parse("http://localhost:9000");
-        assert_eq!(base.with_scheme("http", "https"), "http://localhost:9000");
-        assert_eq!(base.host_name(), "localhost");
-        assert_eq!(PublicBase::parse("http://[::1]:9000").host_name(), "[::1]");
-        assert_eq!(PublicBase::parse("https://db.example.com/x").host_name(), "db.example.com");
-    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let forwarded = |name: &str| state.config.trust_proxy.then(|| header(name)).flatten();
+    let secure = forwarded("x-forwarded-proto").is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| header("host"))
+        .unwrap_or_else(|| format!("{}:{}", state.config.host, state.config.port));
+    PublicBase { secure, host, path_prefix: String::new() }
 }

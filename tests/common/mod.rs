@@ -7,6 +7,8 @@
 // Each test crate (`websocket.rs`, `http_api.rs`) uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 

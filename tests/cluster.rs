@@ -1,0 +1,301 @@
+//! A cluster of real `driftdb` processes on a real `nats-server -js` (Debian package `nats-server`; `.ci/run`
+//! installs it), all on loopback: rooms spread over the nodes and every node names the same owner; a killed
+//! owner's rooms move to a live node within a bounded time; concurrent lease takers race against real JetStream
+//! and exactly one wins each revision; a node that loses NATS reports it and keeps its own rooms; a node that
+//! cannot reach NATS at start exits with a clear error.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::json_body;
+use common::process::ServerProcess;
+use driftdb::cluster::{self, Leases, Renewal, lease};
+use driftdb::engine::RoomId;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// The longest a cluster may take to settle (nodes seeing each other, NATS coming back).
+const SETTLE: Duration = Duration::from_secs(10);
+/// How often a wait checks again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// A `nats-server -js` on a free loopback port with its store in a temp dir, killed when dropped.
+struct Nats {
+    child: Child,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Self {
+        let store = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Self::spawn(port, store.path());
+        Nats { child, port, store }
+    }
+
+    fn spawn(port: u16, store: &Path) -> Child {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (Debian package nats-server: apt-get install nats-server)");
+        wait_until(SETTLE, "nats-server accepts connections", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        child
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and store, as after a NATS restart.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port, self.store.path());
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port free on loopback right now (the OS does not hand it out again at once).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Calls `done` every [`POLL`] until it holds, panicking with `what` after `limit`.
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?}: {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The async twin of [`wait_until`]: polls `check` until it answers `Some`.
+async fn poll<T, F: Future<Output = Option<T>>>(limit: Duration, what: &str, mut check: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?}: {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap()
+}
+
+/// A cluster node: the binary with `--cluster`, on loopback with a free port, in memory.
+fn node(nats: &Nats, id: &str) -> ServerProcess {
+    ServerProcess::start(&["--storage", "memory", "--cluster", &nats.url(), "--node-id", id])
+}
+
+/// Starts `count` nodes and waits until each sees all of them.
+async fn cluster_of(nats: &Nats, count: usize) -> Vec<ServerProcess> {
+    let nodes: Vec<ServerProcess> = (0..count).map(|n| node(nats, &format!("node-{n}"))).collect();
+    for node in &nodes {
+        let what = format!("{} to see {count} nodes", node.addr());
+        poll(SETTLE, &what, || async {
+            (metric(node, "driftdb_cluster_nodes").await == Some(count as i64)).then_some(())
+        })
+        .await;
+    }
+    nodes
+}
+
+/// A gauge's value in the node's `/metrics`.
+async fn metric(node: &ServerProcess, name: &str) -> Option<i64> {
+    let text = http().get(node.url("/metrics")).send().await.ok()?.text().await.ok()?;
+    let line = text.lines().find(|line| line.split_whitespace().next() == Some(name))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `GET /room/ID` on `node`: the room info, or the error status and message.
+async fn room_info(node: &ServerProcess, room: &str) -> Result<Value, (StatusCode, String)> {
+    let response = http()
+        .get(node.url(&format!("/room/{room}")))
+        .send()
+        .await
+        .map_err(|e| (StatusCode::IM_A_TEAPOT, e.to_string()))?;
+    match response.status() {
+        StatusCode::OK => Ok(json_body(response, StatusCode::OK).await),
+        status => Err((status, response.text().await.unwrap_or_default())),
+    }
+}
+
+/// The `host:port` a room info sends clients to.
+fn owner_of(info: &Value) -> String {
+    let url = info["socket_url"].as_str().unwrap_or_else(|| panic!("room info without socket_url: {info}"));
+    url.trim_start_matches("ws://").split('/').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn rooms_spread_over_the_nodes_and_every_node_names_the_same_owner() {
+    let nats = Nats::start();
+    let nodes = cluster_of(&nats, 3).await;
+    let mut rooms = Vec::new();
+    for node in &nodes {
+        for _ in 0..5 {
+            let response = http().post(node.url("/new")).send().await.unwrap();
+            rooms.push(json_body(response, StatusCode::OK).await);
+        }
+    }
+    let addrs: BTreeSet<String> = nodes.iter().map(|node| node.addr().to_string()).collect();
+    let owners: BTreeSet<String> = rooms.iter().map(owner_of).collect();
+    assert!(owners.len() > 1, "15 new rooms all went to {owners:?}");
+    assert!(owners.is_subset(&addrs), "owners {owners:?} are not nodes {addrs:?}");
+    for created in &rooms {
+        let room = created["room"].as_str().unwrap();
+        for node in &nodes {
+            let info = room_info(node, room).await.unwrap_or_else(|e| panic!("room {room} on {}: {e:?}", node.addr()));
+            assert_eq!(&info, created, "{} names another owner for {room}", node.addr());
+        }
+        // The owner's WebTransport listener and certificate, not the answering node's.
+        let port = owner_of(created).rsplit(':').next().unwrap().to_owned();
+        let wt = created["webtransport_url"].as_str().expect("a webtransport_url");
+        assert!(wt.starts_with(&format!("https://127.0.0.1:{port}/room/{room}/")), "{wt} is not on the owner");
+        assert!(created["certificate_hashes"].as_array().is_some_and(|h| !h.is_empty()), "{created}");
+    }
+    // A room asked for by name lands on one owner too, whichever node is asked first.
+    let named: Vec<String> = futures_util::future::join_all(nodes.iter().map(|node| room_info(node, "by-name")))
+        .await
+        .into_iter()
+        .map(|info| owner_of(&info.expect("room info")))
+        .collect();
+    assert!(named.windows(2).all(|pair| pair[0] == pair[1]), "concurrent first lookups disagree: {named:?}");
+}
+
+#[tokio::test]
+async fn a_killed_owners_rooms_move_to_a_live_node_within_a_bounded_time() {
+    let nats = Nats::start();
+    let mut nodes = cluster_of(&nats, 3).await;
+    let room = "orphan";
+    let owner = owner_of(&room_info(&nodes[0], room).await.unwrap());
+    let index = nodes.iter().position(|node| node.addr().to_string() == owner).expect("the owner is a node");
+    let mut killed = nodes.remove(index);
+    killed.signal("-KILL");
+    let started = Instant::now();
+
+    // Until the lease ends the survivors name the dead owner or say it is not answering: never another owner.
+    let bound = lease::LEASE_TTL + cluster::membership::NODE_TTL + Duration::from_secs(2);
+    let new_owner = poll(bound, "a survivor to own the room", || async {
+        match room_info(&nodes[0], room).await {
+            Ok(info) if owner_of(&info) != owner => Some(owner_of(&info)),
+            Ok(_) => None,
+            Err((status, message)) => {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{message}");
+                assert!(message.contains("not answering"), "{message}");
+                None
+            }
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    println!("takeover after kill -9 of the owner: {took:?} (bound {bound:?})");
+    assert!(nodes.iter().any(|node| node.addr().to_string() == new_owner), "{new_owner} is not a survivor");
+    for node in &nodes {
+        assert_eq!(owner_of(&room_info(node, room).await.unwrap()), new_owner, "survivors agree on the new owner");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_takers_of_one_lease_win_exactly_once_per_revision() {
+    let nats = Nats::start();
+    const TAKERS: usize = 8;
+    let mut takers: Vec<Arc<Leases>> = Vec::new();
+    for n in 0..TAKERS {
+        let jetstream = cluster::nats_jetstream(&nats.url(), "race").await.expect("NATS is up");
+        takers.push(Arc::new(Leases::open(&jetstream, &format!("taker-{n}")).await.expect("the bucket opens")));
+    }
+    let room = RoomId::parse("contended").unwrap();
+    let mut expected = None;
+    let mut winners: Vec<usize> = Vec::new();
+    for round in 0..5 {
+        // Every taker names the same revision (none: the key is absent); JetStream orders the writes.
+        let attempts = takers.iter().map(|leases| {
+            let (leases, room) = (leases.clone(), room.clone());
+            tokio::spawn(async move { leases.take(&room, expected).await.expect("NATS answers") })
+        });
+        let won: Vec<bool> = futures_util::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
+        let winner_ids: Vec<usize> = (0..TAKERS).filter(|&n| won[n]).collect();
+        assert_eq!(winner_ids.len(), 1, "round {round}: winners {winner_ids:?}");
+        let winner = winner_ids[0];
+        let lease = takers[0].read(&room).await.unwrap().expect("the lease is held");
+        assert_eq!(lease.value.owner, format!("taker-{winner}"), "round {round}: the bucket names the winner");
+        assert!(takers[winner].holds(&room));
+        if let Some(previous) = winners.last().copied().filter(|&p| p != winner) {
+            // The fence: the previous holder's renewal with its old revision fails, it cannot write over the new one.
+            assert_eq!(takers[previous].renew(&room).await, Renewal::Lost, "round {round}: a stale holder renewed");
+            assert!(!takers[previous].holds(&room));
+        }
+        winners.push(winner);
+        expected = Some(lease.revision);
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_loses_nats_says_so_keeps_its_rooms_and_takes_no_new_ones() {
+    let mut nats = Nats::start();
+    let nodes = cluster_of(&nats, 1).await;
+    let node = &nodes[0];
+    let own = room_info(node, "kept").await.unwrap();
+    nats.stop();
+
+    poll(SETTLE, "the node to notice NATS is gone", || async {
+        (metric(node, "driftdb_cluster_connected").await == Some(0)).then_some(())
+    })
+    .await;
+    let health = http().get(node.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(health.text().await.unwrap().contains("NATS is unreachable"));
+    assert_eq!(room_info(node, "kept").await.expect("its own room is still served"), own);
+    let (status, message) = room_info(node, "new-while-cut-off").await.expect_err("no new lease without NATS");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(message.contains("takes no new ones"), "{message}");
+
+    nats.restart();
+    poll(SETTLE, "the node to rejoin", || async {
+        let health = http().get(node.url("/healthz")).send().await.ok()?;
+        (health.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let info =
+        poll(SETTLE, "a new room after NATS returned", || async { room_info(node, "after-return").await.ok() }).await;
+    assert_eq!(owner_of(&info), node.addr().to_string());
+}
+
+#[test]
+fn a_node_that_cannot_reach_nats_at_start_exits_with_a_clear_error() {
+    let port = free_port();
+    let output = Command::new(env!("CARGO_BIN_EXE_driftdb"))
+        .args(["serve", "--port", "0", "--storage", "memory", "--no-webtransport"])
+        .args(["--cluster", &format!("nats://127.0.0.1:{port}")])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "it must not serve alone");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot reach NATS at nats://127.0.0.1:{port}")), "{stderr}");
+    assert!(output.stdout.is_empty(), "it never said it was listening");
+}
