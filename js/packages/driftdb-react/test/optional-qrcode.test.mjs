@@ -4,7 +4,7 @@
 // package that does not exist (`alias`); test/pack.test.mjs does the same in a fresh install that has no `qrcode` at
 // all. With `qrcode` available, react.test.mjs and browser.test.mjs check the QR image.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -88,10 +88,11 @@ test('RoomQRCode without qrcode installed renders a link to the room URL and war
     const warnings = []
     console.warn = (...args) => warnings.push(args.map(String).join(' '))
     const urls = ['https://app.example/?_driftdb_room=one', 'https://app.example/?_driftdb_room=two']
+    const db = new DbConnection()
     let renderer
     act(() => {
       renderer = TestRenderer.create(
-        <DatabaseContext.Provider value={new DbConnection()}>
+        <DatabaseContext.Provider value={db}>
           {urls.map((url) => <RoomQRCode key={url} url={url} />)}
         </DatabaseContext.Provider>,
       )
@@ -103,15 +104,16 @@ test('RoomQRCode without qrcode installed renders a link to the room URL and war
     }
     const images = renderer.root.findAllByType('img').length
     act(() => renderer.unmount())
-    // The unconnected DbConnection keeps timers; exit once the result is out.
-    process.stdout.write(JSON.stringify({ links, images, warnings }), () => process.exit(0))
+    db.disconnect()
+    // One line of result; the test stops this process once it has read it.
+    process.stdout.write(JSON.stringify({ links, images, warnings }) + '\\n')
   `)
   // Bundled with a require shim for React's CommonJS modules, and run from a folder with no node_modules.
   const banner =
     "import { createRequire as bannerRequire } from 'node:module'; const require = bannerRequire(import.meta.url);\n"
   const file = join(dir, 'fallback.mjs')
   writeFileSync(file, banner + code)
-  const out = JSON.parse(execFileSync(process.execPath, [file], { cwd: dir, encoding: 'utf8', timeout: 30_000 }))
+  const out = JSON.parse(await firstLine(process.execPath, [file], dir))
   assert.deepEqual(out.links, [
     { href: 'https://app.example/?_driftdb_room=one', text: 'https://app.example/?_driftdb_room=one' },
     { href: 'https://app.example/?_driftdb_room=two', text: 'https://app.example/?_driftdb_room=two' },
@@ -120,3 +122,26 @@ test('RoomQRCode without qrcode installed renders a link to the room URL and war
   assert.equal(out.warnings.length, 1, `one warning: ${JSON.stringify(out.warnings)}`)
   assert.match(out.warnings[0], /install qrcode to render RoomQRCode as a QR image/)
 })
+
+/** Runs `command` in `cwd` until it prints a line, then stops it and returns that line. Fails if it exits or
+ * stays silent for 30 s first. */
+function firstLine(command, args, cwd) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'] })
+    const timer = setTimeout(() => finish(new Error(`no output from ${args.join(' ')} within 30 s`)), 30_000)
+    let output = ''
+    const finish = (error, line) => {
+      clearTimeout(timer)
+      child.kill()
+      if (error) reject(error)
+      else resolve(line)
+    }
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk) => {
+      output += chunk
+      const end = output.indexOf('\n')
+      if (end >= 0) finish(null, output.slice(0, end))
+    })
+    child.on('exit', (code) => finish(new Error(`exited with ${code} before printing a result: ${output}`)))
+  })
+}
