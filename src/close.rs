@@ -93,6 +93,11 @@ impl CloseReason {
         }
     }
 
+    /// The reason sent with `code`, as another node of the cluster reports it (see `cluster::forwarding`).
+    pub fn from_code(code: u16) -> Option<CloseReason> {
+        CloseReason::ALL.into_iter().find(|reason| reason.code() == code)
+    }
+
     /// A short stable name, for logs and metrics labels.
     pub fn name(self) -> &'static str {
         match self {

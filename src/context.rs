@@ -9,10 +9,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
 use crate::auth::Auth;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterError, Route};
 use crate::config::ServerConfig;
 use crate::driver::WriteBudget;
-use crate::engine::Rooms;
+use crate::engine::{RoomId, Rooms};
 use crate::metrics::Metrics;
 use crate::room_info::CertificateHash;
 use crate::tls::Certificates;
@@ -36,6 +36,16 @@ pub struct ServerContext {
     pub webtransport: Option<WebTransportInfo>,
     /// With `--cluster`: room info names each room's owner node (see [`crate::cluster`]).
     pub cluster: Option<Arc<Cluster>>,
+}
+
+impl ServerContext {
+    /// Where `room`'s traffic goes: always here without a cluster.
+    pub async fn route(&self, room: &RoomId) -> Result<Route, ClusterError> {
+        match &self.cluster {
+            Some(cluster) => cluster.route(room).await,
+            None => Ok(Route::Here),
+        }
+    }
 }
 
 /// How handlers and tasks hold the server's shared state (axum's `State` needs `Clone`).

@@ -26,6 +26,8 @@ pub enum Transport {
     Websocket,
     Webtransport,
     Http,
+    /// A connection another node of the cluster forwards to this one, the room's owner.
+    Forwarded,
 }
 
 /// What a received message was, for `driftdb_messages_received_total`.
@@ -72,6 +74,7 @@ impl Transport {
             Transport::Websocket => "websocket",
             Transport::Webtransport => "webtransport",
             Transport::Http => "http",
+            Transport::Forwarded => "forwarded",
         }
     }
 }

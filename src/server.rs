@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::admission::Admission;
 use crate::auth::{Auth, AuthError};
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{Cluster, ClusterError, forwarding};
 use crate::config::ServerConfig;
 use crate::context::{Context, ServerContext};
 use crate::driver::WriteBudget;
@@ -104,6 +104,9 @@ impl RunningServer {
         let (rooms, shutdown, connections) =
             (context.rooms.clone(), context.shutdown.clone(), context.connections.clone());
         tokio::spawn(sweep(context.clone()));
+        if let Some(cluster) = &cluster {
+            tokio::spawn(forwarding::owner::serve(context.clone(), cluster.clone()));
+        }
         if let Some(webtransport) = &webtransport {
             webtransport.start(&context);
         }

@@ -5,6 +5,7 @@
 //! cannot reach NATS at start exits with a clear error.
 
 mod common;
+mod wt_support;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -17,8 +18,9 @@ use common::json_body;
 use common::process::ServerProcess;
 use driftdb::cluster::{self, Leases, Renewal, lease};
 use driftdb::engine::RoomId;
+use driftdb::protocol::{Action, Replay, ServerMessage};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The longest a cluster may take to settle (nodes seeing each other, NATS coming back).
 const SETTLE: Duration = Duration::from_secs(10);
@@ -106,14 +108,22 @@ fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap()
 }
 
-/// A cluster node: the binary with `--cluster`, on loopback with a free port, in memory.
-fn node(nats: &Nats, id: &str) -> ServerProcess {
-    ServerProcess::start(&["--storage", "memory", "--cluster", &nats.url(), "--node-id", id])
+/// A cluster node: the binary with `--cluster`, on loopback with a free port, in memory, with `extra` options.
+fn node(nats: &Nats, id: &str, extra: &[&str]) -> ServerProcess {
+    let url = nats.url();
+    let mut args = vec!["--storage", "memory", "--cluster", &url, "--node-id", id];
+    args.extend_from_slice(extra);
+    ServerProcess::start(&args)
 }
 
 /// Starts `count` nodes and waits until each sees all of them.
 async fn cluster_of(nats: &Nats, count: usize) -> Vec<ServerProcess> {
-    let nodes: Vec<ServerProcess> = (0..count).map(|n| node(nats, &format!("node-{n}"))).collect();
+    cluster_with(nats, count, &[]).await
+}
+
+/// Starts `count` nodes with `extra` options and waits until each sees all of them.
+async fn cluster_with(nats: &Nats, count: usize, extra: &[&str]) -> Vec<ServerProcess> {
+    let nodes: Vec<ServerProcess> = (0..count).map(|n| node(nats, &format!("node-{n}"), extra)).collect();
     for node in &nodes {
         let what = format!("{} to see {count} nodes", node.addr());
         poll(SETTLE, &what, || async {
@@ -298,4 +308,213 @@ fn a_node_that_cannot_reach_nats_at_start_exits_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("cannot reach NATS at nats://127.0.0.1:{port}")), "{stderr}");
     assert!(output.stdout.is_empty(), "it never said it was listening");
+}
+
+/// The room info of a room `node` owns itself (new rooms are placed by hash: a few tries find one), for the URLs
+/// and certificate hashes of that node's own listeners.
+async fn own_room_info(node: &ServerProcess) -> Value {
+    for _ in 0..50 {
+        let info = json_body(http().post(node.url("/new")).send().await.unwrap(), StatusCode::OK).await;
+        if owner_of(&info) == node.addr().to_string() {
+            return info;
+        }
+    }
+    panic!("{} owns none of 50 new rooms", node.addr())
+}
+
+/// A WebTransport session to `room` on `node` itself, whoever owns the room.
+async fn wt_on(node: &ServerProcess, room: &str) -> wt_support::WtClient {
+    let own = own_room_info(node).await;
+    let url = wt_support::url(&own).as_str().replace(own["room"].as_str().unwrap(), room);
+    wt_support::WtClient::connect(url.parse().unwrap(), &wt_support::hashes(&own)).await.expect("a session")
+}
+
+/// A JSON WebSocket to `room` on `node` itself, with our extensions (`ext`) or as the reference client connects.
+async fn ws_on(node: &ServerProcess, room: &str, ext: bool) -> common::WsClient {
+    try_ws_on(node, room, ext).await.expect("a WebSocket")
+}
+
+async fn try_ws_on(
+    node: &ServerProcess,
+    room: &str,
+    ext: bool,
+) -> Result<common::WsClient, tokio_tungstenite::tungstenite::Error> {
+    let path = format!("/room/{room}/connect{}", if ext { "?ext=true" } else { "" });
+    common::WsClient::open(node.addr(), &path, common::Encoding::Json, None).await
+}
+
+/// The room's owner and the other nodes.
+async fn owner_and_others<'a>(nodes: &'a [ServerProcess], room: &str) -> (&'a ServerProcess, Vec<&'a ServerProcess>) {
+    let owner = owner_of(&room_info(&nodes[0], room).await.unwrap());
+    let (owners, others): (Vec<_>, Vec<_>) = nodes.iter().partition(|node| node.addr().to_string() == owner);
+    (owners[0], others)
+}
+
+/// The pushes of `key` a WebTransport client receives until it has `count`, as (seq, value) in arrival order.
+async fn wt_pushes(client: &mut wt_support::WtClient, key: &str, count: usize) -> Vec<(u64, Value)> {
+    let mut pushes = Vec::new();
+    while pushes.len() < count {
+        if let ServerMessage::Push { key: k, value, seq, .. } = client.recv().await
+            && k.to_string() == key
+        {
+            pushes.push((seq, json_of(&value)));
+        }
+    }
+    pushes
+}
+
+fn json_of(value: &driftdb::protocol::Value) -> Value {
+    serde_json::from_str(value.json().get()).unwrap()
+}
+
+/// The same for a WebSocket client.
+async fn ws_pushes(client: &mut common::WsClient, key: &str, count: usize) -> Vec<(u64, Value)> {
+    let mut pushes = Vec::new();
+    while pushes.len() < count {
+        let message = client.recv().await;
+        if message["type"] == "push" && message["key"] == key {
+            pushes.push((common::seq_of(&message), message["value"].clone()));
+        }
+    }
+    pushes
+}
+
+#[tokio::test]
+async fn clients_of_every_node_share_a_room_in_one_order_through_its_owner() {
+    let nats = Nats::start();
+    let nodes = cluster_of(&nats, 3).await;
+    let room = "shared";
+    let (owner, others) = owner_and_others(&nodes, room).await;
+    let mut on_owner = ws_on(owner, room, true).await;
+    let mut ws_elsewhere = ws_on(others[0], room, true).await;
+    let mut wt_elsewhere = wt_on(others[1], room).await;
+    on_owner.subscribe("k").await;
+    ws_elsewhere.subscribe("k").await;
+    wt_elsewhere.send(&wt_support::get("k", Replay::After(0))).await;
+    assert!(matches!(wt_elsewhere.recv().await, ServerMessage::Init { .. }));
+
+    // Writes from all three nodes at once, then one over HTTP to a node that does not own the room.
+    for n in 0..10 {
+        on_owner.send(&common::msg::append("k", json!(format!("a{n}")))).await;
+        ws_elsewhere.send(&common::msg::append("k", json!(format!("b{n}")))).await;
+        let value = json!(format!("c{n}"));
+        wt_elsewhere.send(&wt_support::push("k", Action::Append, value)).await;
+    }
+    let sent = http()
+        .post(others[0].url(&format!("/room/{room}/send")))
+        .body(common::msg::append("k", json!("http")).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK, "{:?}", sent.text().await);
+
+    let seen_on_owner = ws_pushes(&mut on_owner, "k", 31).await;
+    assert_eq!(ws_pushes(&mut ws_elsewhere, "k", 31).await, seen_on_owner, "a forwarded WebSocket's order");
+    assert_eq!(wt_pushes(&mut wt_elsewhere, "k", 31).await, seen_on_owner, "a forwarded WebTransport's order");
+    let seqs: Vec<u64> = seen_on_owner.iter().map(|(seq, _)| *seq).collect();
+    assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "one sequence: {seqs:?}");
+    for prefix in ["a", "b", "c"] {
+        let own: Vec<String> = seen_on_owner
+            .iter()
+            .filter_map(|(_, v)| v.as_str())
+            .filter(|v| v.starts_with(prefix))
+            .map(String::from)
+            .collect();
+        let expected: Vec<String> = (0..10).map(|n| format!("{prefix}{n}")).collect();
+        assert_eq!(own, expected, "each sender's writes in its order");
+    }
+
+    // Volatile relays are forwarded too, both ways (a datagram in, a WebSocket frame out, and back).
+    ws_elsewhere.subscribe("cursor").await;
+    wt_elsewhere.send(&wt_support::get("cursor", Replay::After(0))).await;
+    wt_elsewhere.send_datagram(&wt_support::volatile("cursor", json!({"x": 1})));
+    let relayed = ws_elsewhere.expect("push").await;
+    assert_eq!((&relayed["key"], &relayed["value"]), (&json!("cursor"), &json!({"x": 1})), "{relayed}");
+    ws_elsewhere.send(&common::msg::relay("cursor", json!({"x": 2}))).await;
+    loop {
+        if let ServerMessage::Push { key, value, .. } = wt_elsewhere.recv().await
+            && key.to_string() == "cursor"
+            && json_of(&value) == json!({"x": 2})
+        {
+            break;
+        }
+    }
+
+    // An HTTP get through a node that does not own the room replays the whole stream.
+    let replay = http()
+        .post(others[1].url(&format!("/room/{room}/send")))
+        .body(common::msg::get("k", json!(0)).to_string())
+        .send()
+        .await
+        .unwrap();
+    let replay = json_body(replay, StatusCode::OK).await;
+    assert_eq!(replay["data"].as_array().map(Vec::len), Some(31), "{replay}");
+
+    // The owner counts the forwarded connections as its room's.
+    let snapshot = http().get(owner.url(&format!("/room/{room}/inspect"))).send().await.unwrap();
+    let snapshot = json_body(snapshot, StatusCode::OK).await;
+    assert_eq!(snapshot["connections"]["forwarded"], 2, "{snapshot}");
+}
+
+#[tokio::test]
+async fn a_forwarded_connection_meets_the_owners_limits_and_close_codes() {
+    let nats = Nats::start();
+    let nodes = cluster_with(
+        &nats,
+        2,
+        &["--max-messages-per-second", "10", "--message-burst", "20", "--max-connections-per-room", "2"],
+    )
+    .await;
+    let room = "limited";
+    let (owner, others) = owner_and_others(&nodes, room).await;
+    let elsewhere = others[0];
+    let mut calm = ws_on(owner, room, false).await;
+    calm.subscribe("k").await;
+
+    // A flood through the non-owner is closed with the rate limit's code, as on the owner.
+    let mut flooder = ws_on(elsewhere, room, false).await;
+    for n in 0..200 {
+        flooder.send(&common::msg::ping(n)).await;
+    }
+    assert_eq!(flooder.expect_close().await.code, 4002);
+
+    // The room holds two connections: the third, through the non-owner, is refused with the owner's code.
+    let _second = ws_on(elsewhere, room, false).await;
+    let mut third = ws_on(elsewhere, room, false).await;
+    assert_eq!(third.expect_close().await.code, 4003);
+    calm.assert_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_forwarded_client_is_told_when_the_owner_dies_and_reconnects_to_the_new_one() {
+    let nats = Nats::start();
+    let mut nodes = cluster_of(&nats, 3).await;
+    let room = "survives";
+    let owner = owner_of(&room_info(&nodes[0], room).await.unwrap());
+    let index = nodes.iter().position(|node| node.addr().to_string() == owner).unwrap();
+    let mut killed = nodes.remove(index);
+    let mut forwarded = ws_on(&nodes[0], room, true).await;
+    forwarded.subscribe("k").await;
+    forwarded.send(&common::msg::append("k", json!("before"))).await;
+    forwarded.expect_push("k").await;
+
+    killed.signal("-KILL");
+    let started = Instant::now();
+    let closed = forwarded.expect_close().await;
+    println!("forwarded client closed {:?} after the owner's kill -9", started.elapsed());
+    assert_eq!(closed.code, 1001, "{closed:?}");
+
+    // Reconnecting to the same node (what a 1.0.12 client does) reaches the room's new owner once it has one.
+    let mut again = poll(lease::LEASE_TTL + SETTLE, "a connection to the room's new owner", || async {
+        let mut client = try_ws_on(&nodes[0], room, true).await.ok()?;
+        client.send(&common::msg::get("k", json!(0))).await;
+        match client.recv_timeout(Duration::from_secs(3)).await {
+            Some(message) if message["type"] == "init" => Some(client),
+            _ => None,
+        }
+    })
+    .await;
+    println!("served again {:?} after the kill", started.elapsed());
+    again.send(&common::msg::append("k", json!("after"))).await;
+    assert_eq!(again.expect_push("k").await.1, json!("after"));
 }

@@ -7,9 +7,11 @@
 //!   and renewed while the node lives, with the revision as the fence.
 //! - [`placement`]: rendezvous hashing ranks the live nodes for a room, the same on every node.
 //! - `routing`: any node answers room info with the owner's URLs, placing a room nobody owns.
+//! - [`forwarding`]: a connection or HTTP send that reaches a node other than the owner is forwarded to it.
 //!
 //! The [`Cluster`] handle ties them together; the HTTP room API consults it when the server runs with `--cluster`.
 
+pub mod forwarding;
 pub mod lease;
 pub mod membership;
 pub mod placement;
@@ -27,7 +29,7 @@ use tracing::{info, warn};
 
 use crate::config::ServerConfig;
 use crate::context::WebTransportInfo;
-use crate::engine::Rooms;
+use crate::engine::{RoomId, Rooms};
 pub use lease::{Leases, Renewal};
 pub use membership::{Membership, NodeInfo};
 
@@ -93,6 +95,15 @@ pub struct ClusterStatus {
     pub leases: usize,
 }
 
+/// Where a room's traffic goes, seen from this node.
+#[derive(Clone, Debug)]
+pub enum Route {
+    /// This node owns the room (or runs without a cluster).
+    Here,
+    /// Another node does: its traffic is forwarded there.
+    Owner(NodeInfo),
+}
+
 /// This node's membership in a cluster.
 pub struct Cluster {
     id: String,
@@ -144,6 +155,33 @@ impl Cluster {
     /// This node's id.
     pub fn node_id(&self) -> &str {
         &self.id
+    }
+
+    /// The NATS connection, for [`forwarding`].
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The largest message the NATS server takes.
+    pub(crate) fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    /// Whether `node` is this one or heartbeats lately.
+    pub fn is_live(&self, node: &str) -> bool {
+        node == self.id || self.members.live_node(node).is_some()
+    }
+
+    /// Whether this node holds `room`'s lease now.
+    pub fn holds(&self, room: &RoomId) -> bool {
+        self.leases.holds(room)
+    }
+
+    /// Where a connection or send for `room` goes: here, or to its owner elsewhere (placing the room if nobody
+    /// owns it).
+    pub async fn route(&self, room: &RoomId) -> Result<Route, ClusterError> {
+        let owner = self.owner_of(room).await?;
+        Ok(if owner.id == self.id { Route::Here } else { Route::Owner(owner) })
     }
 
     /// What this node announces: its URLs and current certificate hashes.

@@ -19,6 +19,9 @@ pub enum Inbound {
     /// Input that is no message of this connection (a datagram of another session): counted against the message
     /// rate, so that a flood of it is refused like any other, but not answered.
     Noise,
+    /// The peer proved it is alive without sending a message (a WebSocket pong, a forwarder's heartbeat): the idle
+    /// timeout starts again, nothing is counted or answered.
+    Alive,
     /// The peer ended the connection.
     Left(Departure),
     /// The peer broke a rule of the transport's framing or size limit: the server closes with this reason.
@@ -33,7 +36,7 @@ impl Inbound {
 }
 
 /// How the peer ended its connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Departure {
     /// It said goodbye: a WebSocket close frame, a WebTransport `goodbye` message.
     Goodbye,

@@ -15,6 +15,7 @@ use tower_http::services::ServeDir;
 pub use error::ApiError;
 pub use listener::{DrainBeforeClose, HttpBounds, serve};
 pub use rooms::parse_room_id;
+pub use send::send_refusal;
 
 use crate::context::Context;
 

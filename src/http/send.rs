@@ -2,14 +2,17 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::rooms::parse_room_id;
 use crate::auth::{self, Capability};
+use crate::cluster::Route;
+use crate::cluster::forwarding::{self, SendError};
 use crate::context::{Context, ServerContext};
-use crate::engine::{EngineError, HttpSendError};
+use crate::engine::{EngineError, HttpSendError, RoomId};
+use crate::outgoing::Outgoing;
 use crate::protocol::{ClientMessage, Dialect, json_cbor};
 
 pub async fn send(
@@ -33,15 +36,42 @@ pub async fn send(
     if let Some(capability) = Capability::needed_by(&message) {
         grant.require(capability)?;
     }
-    let reply = state.rooms.handle_http(&id, message).map_err(|error| match error {
-        HttpSendError::Open(e) => ApiError::unavailable(e),
-        HttpSendError::Engine(e @ EngineError::Storage(_)) => ApiError::unavailable(e),
-        HttpSendError::Engine(e) => ApiError::bad_request(e),
-    })?;
     let dialect = Dialect::from_ext_flag(asks_for_extensions(query.as_deref()));
+    let reply = match state.route(&id).await.map_err(ApiError::unavailable)? {
+        Route::Here => state.rooms.handle_http(&id, message).map_err(send_refusal)?,
+        Route::Owner(owner) => forward(&state, &owner.id, &id, &message).await?,
+    };
     // The reply's own encoding, shared with every other recipient of it (a whole-stream replay).
     let body = reply.map_or_else(|| Bytes::from_static(b"null"), |m| Bytes::from(m.json(dialect).clone()));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The answer to a send the engine refused: the room could not be opened or its store read now (503), or the
+/// message is not one the room takes (400). The owner of a forwarded send answers with the same.
+pub fn send_refusal(error: HttpSendError) -> ApiError {
+    match error {
+        HttpSendError::Open(e) => ApiError::unavailable(e),
+        HttpSendError::Engine(e @ EngineError::Storage(_)) => ApiError::unavailable(e),
+        HttpSendError::Engine(e) => ApiError::bad_request(e),
+    }
+}
+
+/// Sends to the room's owner on another node, and answers with its status and reply.
+async fn forward(
+    state: &ServerContext,
+    owner: &str,
+    room: &RoomId,
+    message: &ClientMessage,
+) -> Result<Option<Outgoing>, ApiError> {
+    let cluster = state.cluster.as_ref().expect("a room is owned elsewhere only in a cluster");
+    match forwarding::send(cluster, owner, room, message).await {
+        Ok(reply) => Ok(reply.map(Outgoing::new)),
+        Err(SendError::Refused(status, message)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            Err(ApiError { status, message })
+        }
+        Err(SendError::Cluster(error)) => Err(ApiError::unavailable(error)),
+    }
 }
 
 /// The whole body, within `--max-message-bytes` (413) and `--http-body-timeout-ms` (408): a per-chunk timeout would

@@ -9,7 +9,6 @@
 mod socket;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
@@ -17,11 +16,10 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use tracing::{Instrument, info_span};
 
-use crate::auth::{self, Access, Grant};
+use crate::auth;
 use crate::close::CloseReason;
 use crate::context::Context;
 use crate::driver::{self, Liveness};
-use crate::engine::{Outbox, RoomId};
 use crate::http::{ApiError, DrainBeforeClose, parse_room_id};
 use crate::metrics::Transport;
 use crate::outgoing::WireFormat;
@@ -78,14 +76,19 @@ pub async fn connect(
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     context.admission.check_origin(origin).map_err(ApiError::forbidden)?;
     let flags = ConnectFlags::parse(query.as_deref());
-    let grant = context.auth.admit(auth::request_token(&headers, query.as_deref()), &id, flags.debug)?;
+    let token = auth::request_token(&headers, query.as_deref());
+    let grant = context.auth.admit(token, &id, flags.debug)?;
+    let token = token.map(str::to_owned);
     let admitted = context.admission.check_connect_rate(peer.ip());
+    // In a cluster, found before the upgrade: a cluster that cannot say where the room is answers 503.
+    let route = context.route(&id).await.map_err(ApiError::unavailable)?;
     let limit = context.config.max_message_bytes;
     let upgrade = upgrade.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER);
     Ok(upgrade.on_upgrade(move |socket| {
         let span = info_span!("connection", room = %id, transport = "websocket", %peer);
         let tracker = context.connections.clone();
-        let upgraded = Upgraded { context, id, flags, grant, drain };
+        let request = driver::Request { room: id, debug: flags.debug, token, grant, route };
+        let upgraded = Upgraded { context, request, flags, drain };
         tracker.track_future(upgraded.run(socket, admitted).instrument(span))
     }))
 }
@@ -93,25 +96,20 @@ pub async fn connect(
 /// An accepted upgrade, before it joins its room.
 struct Upgraded {
     context: Context,
-    id: RoomId,
+    request: driver::Request,
     flags: ConnectFlags,
-    grant: Grant,
     drain: DrainBeforeClose,
 }
 
 impl Upgraded {
     async fn run(self, socket: WebSocket, admitted: Result<(), CloseReason>) {
-        let Upgraded { context, id, flags, grant, drain } = self;
+        let Upgraded { context, request, flags, drain } = self;
         let (reader, writer) = socket::split(socket, flags.format(), drain);
-        let outbox = Arc::new(Outbox::new(context.config.outbox_bytes));
-        match admitted.and_then(|()| context.rooms.connect(&id, outbox, flags.debug)) {
-            Ok(connection) => {
-                let access = Access::new(context.auth.clone(), id, flags.debug, grant);
-                let liveness = liveness(&context);
-                driver::drive(&context, connection, access, Transport::Websocket, liveness, reader, writer).await;
-            }
-            Err(reason) => driver::refuse(&context.metrics, reason, reader, writer).await,
-        }
+        let attached = match admitted {
+            Ok(()) => driver::attach(&context, request, Transport::Websocket).await,
+            Err(reason) => Err(reason),
+        };
+        driver::serve(&context, attached, Transport::Websocket, liveness(&context), reader, writer).await;
     }
 }
 

@@ -34,8 +34,10 @@ impl TransportReader for WsReader {
             return match frame {
                 Message::Text(text) => Inbound::decoded(json_cbor::decode_json(text.as_bytes()), text.len()),
                 Message::Binary(bytes) => Inbound::decoded(json_cbor::decode_cbor(&bytes), bytes.len()),
-                // tungstenite answers pings itself; pongs only prove the peer is alive.
-                Message::Ping(_) | Message::Pong(_) => continue,
+                // tungstenite answers pings itself.
+                Message::Ping(_) => continue,
+                // The answer to our keepalive: a quiet peer that answers is not idle.
+                Message::Pong(_) => Inbound::Alive,
                 Message::Close(_) => Inbound::Left(Departure::Goodbye),
             };
         }

@@ -4,7 +4,6 @@
 //! SETTINGS often arrive after the CONNECT).
 
 use std::future::poll_fn;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -13,10 +12,12 @@ use http::{Response, StatusCode};
 
 use super::http3::{H3Connection, H3RequestStream, Http3Session};
 use super::request::{self, Target};
-use crate::auth::{self, Access};
+use crate::auth;
 use crate::close::CloseReason;
+use crate::cluster::Route;
 use crate::context::ServerContext;
-use crate::engine::{Member, Outbox};
+use crate::driver::{self, Attachment};
+use crate::metrics::Transport;
 
 /// Longest wait for the CONNECT request after the QUIC handshake.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +51,7 @@ pub(super) struct Established {
     /// The room connection, or the limit that refused it. As on the WebSocket, a browser never sees the status of
     /// a refused CONNECT (Chromium reports a bare QUIC error), but it does see a session's close code: so a limit
     /// accepts the session, to close it at once with the limit's code, the same number a WebSocket client gets.
-    pub admitted: Result<(Member, Access), CloseReason>,
+    pub admitted: Result<Attachment, CloseReason>,
 }
 
 /// Runs the handshake, the CONNECT request and the SETTINGS exchange of one incoming connection.
@@ -78,8 +79,12 @@ pub(super) async fn establish(incoming: quinn::Incoming, context: &ServerContext
         Ok(target) => target,
         Err(refusal) => return Err(refuse(stream, &quic, refusal.status(), refusal.to_string()).await),
     };
-    let admitted = match admit(&request, &quic, &target, context) {
-        Ok(admitted) => Ok(admitted),
+    let route = match context.route(&target.room).await {
+        Ok(route) => route,
+        Err(error) => return Err(refuse(stream, &quic, StatusCode::SERVICE_UNAVAILABLE, error.to_string()).await),
+    };
+    let admitted = match admit(&request, &quic, &target, context, route) {
+        Ok(request) => driver::attach(context, request, Transport::Webtransport).await,
         Err(Refused::Status(status, why)) => return Err(refuse(stream, &quic, status, why).await),
         Err(Refused::Limit(reason)) => Err(reason),
     };
@@ -96,14 +101,15 @@ enum Refused {
     Limit(CloseReason),
 }
 
-/// Applies the same admission rules as the WebSocket (origin, token, connect rate, room and server limits) and
-/// attaches the session to its room.
+/// Applies the same admission rules as the WebSocket (origin, token, connect rate); the room's own limits are
+/// applied when the session is [attached](driver::attach).
 fn admit(
     request: &http::Request<()>,
     quic: &quinn::Connection,
     target: &Target,
     context: &ServerContext,
-) -> Result<(Member, Access), Refused> {
+    route: Route,
+) -> Result<driver::Request, Refused> {
     let origin = request.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
     context
         .admission
@@ -115,9 +121,8 @@ fn admit(
         .admit(token, &target.room, target.debug)
         .map_err(|refusal| Refused::Status(refusal.status(), refusal.to_string()))?;
     context.admission.check_connect_rate(quic.remote_address().ip()).map_err(Refused::Limit)?;
-    let outbox = Arc::new(Outbox::new(context.config.outbox_bytes));
-    let connection = context.rooms.connect(&target.room, outbox, target.debug).map_err(Refused::Limit)?;
-    Ok((connection, Access::new(context.auth.clone(), target.room.clone(), target.debug, grant)))
+    let token = token.map(str::to_owned);
+    Ok(driver::Request { room: target.room.clone(), debug: target.debug, token, grant, route })
 }
 
 /// Answers the CONNECT with `status`, gives the client a moment to read it, and says why in the error.

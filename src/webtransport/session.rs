@@ -43,12 +43,7 @@ async fn serve(established: Established, context: &Context) {
     let (control_send, control_receive) = oneshot::channel();
     let reader = WtReader::new(h3, quic.clone(), session.id(), context.config.max_message_bytes, control_send);
     let writer = WtWriter::new(quic, session, control_receive, context.metrics.clone());
-    match admitted {
-        Ok((connection, access)) => {
-            // QUIC's keep-alive and idle timeout (see `endpoint`) keep a quiet session alive and end a dead one.
-            let liveness = Liveness::default();
-            driver::drive(context, connection, access, Transport::Webtransport, liveness, reader, writer).await;
-        }
-        Err(reason) => driver::refuse(&context.metrics, reason, reader, writer).await,
-    }
+    // QUIC's keep-alive and idle timeout (see `endpoint`) keep a quiet session alive and end a dead one.
+    let liveness = Liveness::default();
+    driver::serve(context, admitted, Transport::Webtransport, liveness, reader, writer).await;
 }

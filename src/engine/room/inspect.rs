@@ -26,6 +26,8 @@ pub struct ConnectionCounts {
     pub total: usize,
     pub websocket: usize,
     pub webtransport: usize,
+    /// Connections other nodes of the cluster forward here (the client is on that node, over either transport).
+    pub forwarded: usize,
     /// Connections opened with `debug=true` (inspectors and debug panels), included in the counts above.
     pub debug: usize,
 }
@@ -53,6 +55,7 @@ impl Room {
             match conn.transport {
                 Some(Transport::Websocket) => connections.websocket += 1,
                 Some(Transport::Webtransport) => connections.webtransport += 1,
+                Some(Transport::Forwarded) => connections.forwarded += 1,
                 Some(Transport::Http) | None => {}
             }
         }
