@@ -270,7 +270,10 @@ async fn a_node_that_loses_nats_says_so_keeps_its_rooms_and_takes_no_new_ones() 
     let nodes = cluster_of(&nats, 1).await;
     let node = &nodes[0];
     let own = room_info(node, "kept").await.unwrap();
+    let mut client = ws_on(node, "kept", true).await;
+    client.subscribe("k").await;
     nats.stop();
+    let cut_at = Instant::now();
 
     poll(SETTLE, "the node to notice NATS is gone", || async {
         (metric(node, "driftdb_cluster_connected").await == Some(0)).then_some(())
@@ -283,6 +286,14 @@ async fn a_node_that_loses_nats_says_so_keeps_its_rooms_and_takes_no_new_ones() 
     let (status, message) = room_info(node, "new-while-cut-off").await.expect_err("no new lease without NATS");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(message.contains("takes no new ones"), "{message}");
+    // Its clients are served while the lease is trusted...
+    client.send(&common::msg::append("k", json!("while cut off"))).await;
+    client.expect_push("k").await;
+    // ...and closed once it is not, so that a node elsewhere can take the room without two owners taking writes.
+    let closed = client.expect_close().await;
+    println!("clients closed {:?} after NATS went (lease {:?})", cut_at.elapsed(), lease::LEASE_TTL);
+    assert_eq!(closed.code, 1001, "{closed:?}");
+    assert!(cut_at.elapsed() < lease::LEASE_TTL, "closed only after another node could have taken the room");
 
     nats.restart();
     poll(SETTLE, "the node to rejoin", || async {

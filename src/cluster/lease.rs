@@ -175,6 +175,18 @@ impl Leases {
         self.held(room).is_some_and(|held| Instant::now() < held.trusted_until)
     }
 
+    /// Forgets the leases this node can no longer count on at `now` (their renewals did not get through in time)
+    /// and returns their rooms: another node may take them soon, so this one must stop serving them first.
+    pub fn drop_untrusted(&self, now: Instant) -> Vec<RoomId> {
+        let mut held = self.lock();
+        let untrusted: Vec<RoomId> =
+            held.iter().filter(|(_, lease)| now >= lease.trusted_until).map(|(room, _)| room.clone()).collect();
+        for room in &untrusted {
+            held.remove(room);
+        }
+        untrusted
+    }
+
     /// The rooms whose leases this node holds.
     pub fn held_rooms(&self) -> Vec<RoomId> {
         self.lock().keys().cloned().collect()

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::close::CloseReason;
 use crate::config::ServerConfig;
 use crate::context::WebTransportInfo;
 use crate::engine::{RoomId, Rooms};
@@ -40,6 +41,8 @@ const NATS_TIMEOUT: Duration = Duration::from_secs(2);
 const CLAIM_LOCK_STRIPES: usize = 64;
 /// How often the client pings NATS when idle.
 const PING_INTERVAL: Duration = Duration::from_secs(2);
+/// How often a node checks that it may still count on each lease it holds.
+const LEASE_CHECK: Duration = Duration::from_millis(200);
 /// Leases renewed at once: renewals are independent round trips, and many rooms must all fit in one tick.
 const RENEWALS_IN_FLIGHT: usize = 64;
 
@@ -243,6 +246,19 @@ impl Cluster {
         self.tasks.spawn(self.clone().serve_claims(self.shutdown.clone()));
         self.tasks.spawn(self.clone().heartbeat());
         self.tasks.spawn(self.clone().renew_leases());
+        self.tasks.spawn(self.clone().enforce_leases());
+    }
+
+    /// Stops serving every room whose lease this node can no longer count on, as soon as that happens: checked on
+    /// its own short tick, because a renewal stuck on an unreachable NATS may take longer than the margin.
+    async fn enforce_leases(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(LEASE_CHECK);
+        while self.tick(&mut ticker).await {
+            for room in self.leases.drop_untrusted(std::time::Instant::now()) {
+                warn!(%room, "the room's lease could not be renewed in time: closing its connections");
+                self.rooms.evict(&room, CloseReason::GoingAway);
+            }
+        }
     }
 
     /// Re-puts this node's entry every heartbeat; failures only log (membership expiry is the other nodes' view
@@ -277,8 +293,9 @@ impl Cluster {
                 .for_each_concurrent(RENEWALS_IN_FLIGHT, |room| async move {
                     if cluster.rooms.get(&room).is_none() {
                         cluster.leases.release(&room).await;
-                    } else {
-                        cluster.leases.renew(&room).await;
+                    } else if let Renewal::Lost | Renewal::Lapsed = cluster.leases.renew(&room).await {
+                        // Another node may own it now: this one must not take one more write for it.
+                        cluster.rooms.evict(&room, CloseReason::GoingAway);
                     }
                 })
                 .await;

@@ -152,6 +152,14 @@ impl Rooms {
         self.census.allocated_rooms.load(Ordering::Acquire)
     }
 
+    /// Takes `id` out of this registry and closes its connections with `reason` (see [`Room::evict`]); the next
+    /// use of the room opens it afresh. `false` if it was not here.
+    pub fn evict(&self, id: &RoomId, reason: CloseReason) -> bool {
+        let Some(room) = self.lock().remove(id) else { return false };
+        room.evict(reason);
+        true
+    }
+
     /// Removes rooms that, at `now`, have had no connection and no write for the configured TTL, from memory and
     /// from the store; returns how many went.
     pub fn expire_idle(&self, now: Instant) -> usize {

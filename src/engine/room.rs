@@ -58,6 +58,9 @@ pub enum EngineError {
     KeyLimit { max: usize },
     #[error("room storage limit reached: a room stores at most {max} bytes; compact or replace to make room")]
     StorageLimit { max: usize },
+    /// The room is no longer served here (its cluster lease moved on): writes would fork its history.
+    #[error("the room moved to another node; reconnect")]
+    Evicted,
     /// The store cannot take writes (full disk, read-only directory, queue full): the write is refused, relays
     /// still flow.
     #[error("write refused: {0}")]
@@ -89,6 +92,8 @@ struct RoomState {
     /// Connections opened with `?debug=true`: they see every stored stream and every relay.
     debug: HashMap<ConnId, Arc<Outbox>>,
     next_conn: ConnId,
+    /// The room left this node (see [`Room::evict`]): it takes no more writes.
+    evicted: bool,
 }
 
 #[derive(Default)]
@@ -127,6 +132,8 @@ impl KeyState {
 
 struct ConnState {
     subscriptions: HashSet<Key>,
+    /// Where its messages go, so that the room can close every connection at once (see [`Room::evict`]).
+    outbox: Arc<Outbox>,
     /// Which transport carries the connection, for the inspector (set by the transport after connecting).
     transport: Option<Transport>,
 }
@@ -174,8 +181,19 @@ impl Room {
             conns: HashMap::new(),
             debug: HashMap::new(),
             next_conn: 0,
+            evicted: false,
         };
         Room { id, epoch: stored.epoch, limits, census, journal, state: Mutex::new(state) }
+    }
+
+    /// Stops serving the room here: it takes no more writes and every connection is closed with `reason`. For a
+    /// cluster node that lost the room's lease, so that two nodes never accept writes for one room.
+    pub fn evict(&self, reason: CloseReason) {
+        let mut state = self.lock();
+        state.evicted = true;
+        for conn in state.conns.values() {
+            conn.outbox.close(reason);
+        }
     }
 
     /// Queues this room's last seq for the store (at a clean stop), when the store knows the room.
@@ -247,7 +265,8 @@ impl Room {
         state.touch(now);
         let id = state.next_conn;
         state.next_conn += 1;
-        state.conns.insert(id, ConnState { subscriptions: HashSet::new(), transport: None });
+        let conn = ConnState { subscriptions: HashSet::new(), outbox: outbox.clone(), transport: None };
+        state.conns.insert(id, conn);
         if debug {
             for (key, key_state) in state.keys.iter_mut() {
                 if !key_state.stream.is_empty() {
@@ -316,6 +335,9 @@ impl RoomState {
         volatile: bool,
         now: Instant,
     ) -> Result<Option<u64>, EngineError> {
+        if self.evicted {
+            return Err(EngineError::Evicted);
+        }
         if volatile && action != Action::Relay {
             return Err(EngineError::VolatileNotRelay);
         }

@@ -666,3 +666,20 @@ fn replays_of_a_whole_stream_share_one_encoded_copy_until_it_changes() {
     room.handle_http(push("k", 9, Action::Compact { seq: 3 })).unwrap();
     assert_eq!(stored(&room, "k"), [(9, 3)], "and so does a compact");
 }
+
+#[test]
+fn an_evicted_room_closes_its_connections_and_takes_no_more_writes() {
+    let rooms = Rooms::new(Limits::default());
+    let id = RoomId::parse("moving").unwrap();
+    let room = rooms.get_or_create(&id).unwrap();
+    let (a, b) = (connect(&room), connect(&room));
+    a.handle(push("k", 1, Action::Append));
+    assert!(rooms.evict(&id, CloseReason::GoingAway));
+    assert!(rooms.get(&id).is_none(), "the registry forgets it");
+    assert_eq!(a.outbox().closed(), Some(CloseReason::GoingAway));
+    assert_eq!(b.outbox().closed(), Some(CloseReason::GoingAway));
+    // A write that was already on its way is refused rather than forking the room's history.
+    assert!(matches!(room.http(push("k", 2, Action::Append)), Err(EngineError::Evicted)));
+    assert_eq!(stored(&room, "k"), vec![(1, 1)]);
+    assert!(!rooms.evict(&id, CloseReason::GoingAway), "twice is nothing");
+}

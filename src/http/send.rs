@@ -46,12 +46,12 @@ pub async fn send(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// The answer to a send the engine refused: the room could not be opened or its store read now (503), or the
+/// The answer to a send the engine refused: the room could not be opened, its store read or its lease kept (503), or the
 /// message is not one the room takes (400). The owner of a forwarded send answers with the same.
 pub fn send_refusal(error: HttpSendError) -> ApiError {
     match error {
         HttpSendError::Open(e) => ApiError::unavailable(e),
-        HttpSendError::Engine(e @ EngineError::Storage(_)) => ApiError::unavailable(e),
+        HttpSendError::Engine(e @ (EngineError::Storage(_) | EngineError::Evicted)) => ApiError::unavailable(e),
         HttpSendError::Engine(e) => ApiError::bad_request(e),
     }
 }
