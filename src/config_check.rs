@@ -2,6 +2,7 @@
 //! refused with a message naming the option, instead of reaching a panic or a silent fallback later.
 
 use crate::config::ServerConfig;
+use crate::storage::StorageKind;
 
 /// Longest accepted timeout: far beyond any real use, and small enough that deadlines computed from it never
 /// overflow a clock.
@@ -49,7 +50,21 @@ impl ServerConfig {
     /// A node id goes into NATS subjects and KV keys; the URL other nodes hand out must be one clients can reach.
     fn check_cluster(&self) -> Result<(), InvalidSetting> {
         if self.cluster.nats_url.is_none() {
+            if self.storage == StorageKind::Jetstream {
+                return Err(InvalidSetting {
+                    option: "storage",
+                    problem: "`jetstream` keeps rooms in the cluster's NATS: it needs --cluster".into(),
+                });
+            }
             return Ok(());
+        }
+        if self.storage == StorageKind::Embedded {
+            return Err(InvalidSetting {
+                option: "storage",
+                problem: "a cluster node must keep rooms where every node can read them, so that another can take \
+                          a room over: use --storage jetstream (or memory)"
+                    .into(),
+            });
         }
         if let Some(id) = &self.cluster.node_id
             && crate::engine::RoomId::parse(id).is_err()
@@ -107,6 +122,7 @@ mod tests {
         assert_eq!(with(|c| c.public_url = Some("db.example.com".into())).unwrap_err().option, "public-url");
         fn cluster(c: &mut ServerConfig) {
             c.cluster.nats_url = Some("nats://127.0.0.1:4222".into());
+            c.storage = StorageKind::Jetstream;
         }
         assert_eq!(with(cluster), Ok(()));
         let bad_id = with(|c| {
@@ -119,6 +135,12 @@ mod tests {
             c.host = [0, 0, 0, 0].into();
         });
         assert_eq!(any_host.unwrap_err().option, "public-url");
+        let local_store = with(|c| {
+            cluster(c);
+            c.storage = StorageKind::Embedded;
+        });
+        assert!(local_store.unwrap_err().problem.contains("--storage jetstream"));
+        assert_eq!(with(|c| c.storage = StorageKind::Jetstream).unwrap_err().option, "storage");
         let config = with(|c| c.limits.max_messages_per_second = 0);
         assert_eq!(config, Ok(()), "0 turns a rate limit off");
     }

@@ -19,6 +19,7 @@ use crate::driver::WriteBudget;
 use crate::engine::Rooms;
 use crate::http::{self, router};
 use crate::metrics::Metrics;
+use crate::storage::jetstream_store::JetStreamBackend;
 use crate::storage::redb_store::RedbBackend;
 use crate::storage::{BackendError, DiskJournal, StorageKind};
 use crate::tls::TlsError;
@@ -41,6 +42,8 @@ pub enum ServerError {
     Auth(#[from] AuthError),
     #[error("cannot open the store in {dir}: {source}")]
     Storage { dir: std::path::PathBuf, source: BackendError },
+    #[error("cannot open the cluster's store: {0}")]
+    ClusterStorage(BackendError),
     #[error("cannot join the cluster")]
     Cluster(#[from] ClusterError),
 }
@@ -146,9 +149,6 @@ impl RunningServer {
             warn!("some connections did not close in time");
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.http_task).await;
-        if let Some(cluster) = self.cluster {
-            cluster.leave().await;
-        }
         if let Some(webtransport) = self.webtransport {
             webtransport.stop().await;
         }
@@ -159,6 +159,10 @@ impl RunningServer {
                 Ok(Err(error)) => warn!(%error, "store did not close cleanly"),
                 Err(error) => warn!(%error, "store did not close cleanly"),
             }
+        }
+        // Only once the store has every write and the rooms' release: the next owner then keeps their epochs.
+        if let Some(cluster) = self.cluster {
+            cluster.leave().await;
         }
     }
 }
@@ -183,9 +187,20 @@ async fn sweep(context: Context) {
 
 /// Opens the embedded store unless `--storage memory`, and says where it is.
 fn open_storage(config: &ServerConfig) -> Result<Option<Arc<DiskJournal>>, ServerError> {
-    if config.storage == StorageKind::Memory {
-        info!("storage: memory (rooms are lost at restart)");
-        return Ok(None);
+    match config.storage {
+        StorageKind::Memory => {
+            info!("storage: memory (rooms are lost at restart)");
+            return Ok(None);
+        }
+        StorageKind::Jetstream => {
+            let url = config.cluster.nats_url.as_deref().expect("the config check requires --cluster");
+            let node = config.cluster.node_id.as_deref().unwrap_or("node");
+            // Unique per run (64 random bits), so that a restarted node's `Released` never closes an earlier run.
+            let run = format!("{node}-{}", crate::engine::new_epoch());
+            let backend = JetStreamBackend::open(url, run).map_err(ServerError::ClusterStorage)?;
+            return Ok(Some(DiskJournal::start(backend, config.storage_queue_bytes)));
+        }
+        StorageKind::Embedded => {}
     }
     let dir = &config.data_dir;
     let ttl = Duration::from_secs(config.limits.room_ttl_secs);

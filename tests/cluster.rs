@@ -21,6 +21,7 @@ use driftdb::engine::RoomId;
 use driftdb::protocol::{Action, Replay, ServerMessage};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 /// The longest a cluster may take to settle (nodes seeing each other, NATS coming back).
 const SETTLE: Duration = Duration::from_secs(10);
@@ -108,10 +109,14 @@ fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap()
 }
 
-/// A cluster node: the binary with `--cluster`, on loopback with a free port, in memory, with `extra` options.
+/// A cluster node: the binary with `--cluster`, on loopback with a free port, with `extra` options (in memory
+/// unless they name a `--storage`).
 fn node(nats: &Nats, id: &str, extra: &[&str]) -> ServerProcess {
     let url = nats.url();
-    let mut args = vec!["--storage", "memory", "--cluster", &url, "--node-id", id];
+    let mut args = vec!["--cluster", &url, "--node-id", id];
+    if !extra.contains(&"--storage") {
+        args.extend(["--storage", "memory"]);
+    }
     args.extend_from_slice(extra);
     ServerProcess::start(&args)
 }
@@ -516,16 +521,78 @@ async fn a_forwarded_client_is_told_when_the_owner_dies_and_reconnects_to_the_ne
     assert_eq!(closed.code, 1001, "{closed:?}");
 
     // Reconnecting to the same node (what a 1.0.12 client does) reaches the room's new owner once it has one.
-    let mut again = poll(lease::LEASE_TTL + SETTLE, "a connection to the room's new owner", || async {
-        let mut client = try_ws_on(&nodes[0], room, true).await.ok()?;
-        client.send(&common::msg::get("k", json!(0))).await;
-        match client.recv_timeout(Duration::from_secs(3)).await {
-            Some(message) if message["type"] == "init" => Some(client),
-            _ => None,
-        }
-    })
-    .await;
+    init_when_served(&nodes[0], room, "k", lease::LEASE_TTL + SETTLE).await;
+    let mut again = ws_on(&nodes[0], room, true).await;
+    again.subscribe("k").await;
     println!("served again {:?} after the kill", started.elapsed());
     again.send(&common::msg::append("k", json!("after"))).await;
     assert_eq!(again.expect_push("k").await.1, json!("after"));
+}
+
+/// The `init` of `key` that a fresh extended client of `room` on `node` gets, once the room is served again.
+async fn init_when_served(node: &ServerProcess, room: &str, key: &str, limit: Duration) -> Value {
+    poll(limit, "the room to be served again", || async {
+        let mut client = try_ws_on(node, room, true).await.ok()?;
+        client.send(&common::msg::get(key, json!(0))).await;
+        // While nobody serves the room, the node closes the connection (1001): try again.
+        match client.recv_frame_within(Duration::from_secs(3)).await? {
+            Message::Text(text) => Some(serde_json::from_str::<Value>(&text).unwrap()),
+            _ => None,
+        }
+        .filter(|message| message["type"] == "init")
+    })
+    .await
+}
+
+fn values(init: &Value) -> Vec<Value> {
+    init["data"].as_array().expect("init data").iter().map(|entry| entry["value"].clone()).collect()
+}
+
+#[tokio::test]
+async fn a_sigterm_hands_rooms_over_with_their_data_and_epoch() {
+    let nats = Nats::start();
+    let mut nodes = cluster_with(&nats, 2, &["--storage", "jetstream"]).await;
+    let room = "handed-over";
+    let (owner, _) = owner_and_others(&nodes, room).await;
+    let owner = nodes.iter().position(|node| node.addr() == owner.addr()).unwrap();
+    let mut leaving = nodes.remove(owner);
+    let mut client = ws_on(&nodes[0], room, true).await;
+    let epoch = client.subscribe("k").await["epoch"].clone();
+    for n in 0..5 {
+        client.send(&common::msg::append("k", json!(n))).await;
+    }
+    ws_pushes(&mut client, "k", 5).await;
+
+    let started = Instant::now();
+    assert!(leaving.signal("-TERM").success(), "a clean stop");
+    assert_eq!(client.expect_close().await.code, 1001, "forwarded clients are told to reconnect");
+    let init = init_when_served(&nodes[0], room, "k", SETTLE).await;
+    println!("room served by the other node {:?} after SIGTERM", started.elapsed());
+    assert_eq!(init["epoch"], epoch, "a handover keeps the epoch: clients resume");
+    assert_eq!(values(&init), (0..5).map(|n| json!(n)).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_killed_owners_committed_writes_survive_under_a_new_epoch() {
+    let nats = Nats::start();
+    let mut nodes = cluster_with(&nats, 2, &["--storage", "jetstream"]).await;
+    let room = "crashed";
+    let (owner, _) = owner_and_others(&nodes, room).await;
+    let owner = nodes.iter().position(|node| node.addr() == owner.addr()).unwrap();
+    let mut killed = nodes.remove(owner);
+    let mut client = ws_on(&nodes[0], room, true).await;
+    let epoch = client.subscribe("k").await["epoch"].clone();
+    for n in 0..5 {
+        client.send(&common::msg::append("k", json!(n))).await;
+    }
+    ws_pushes(&mut client, "k", 5).await;
+    // Group commit makes a write durable within milliseconds of its fan-out; the kill comes well after.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    killed.signal("-KILL");
+    let started = Instant::now();
+    let init = init_when_served(&nodes[0], room, "k", lease::LEASE_TTL + SETTLE).await;
+    println!("room served again {:?} after kill -9 of its owner", started.elapsed());
+    assert_ne!(init["epoch"], epoch, "its owner may have fanned out writes it never committed: a new epoch");
+    assert_eq!(values(&init), (0..5).map(|n| json!(n)).collect::<Vec<_>>(), "every committed write is there");
 }

@@ -4,10 +4,11 @@
 //! piled up since its last commit in one durable transaction (group commit), so the write rate is bounded by the
 //! disk's throughput, not by one fsync per write. Relays never reach this module.
 //!
-//! A store is a [`Backend`]: the embedded one is [`redb_store::RedbBackend`]; a cluster backend (JetStream) can
-//! implement the same trait. See `docs/storage.md` for the layout, the durability rule and the fault behaviour.
+//! A store is a [`Backend`]: the embedded one is [`redb_store::RedbBackend`], the cluster's is
+//! [`jetstream_store::JetStreamBackend`]. See `docs/storage.md` for the layout, the durability rule and the fault behaviour.
 
 pub mod backup;
+pub mod jetstream_store;
 pub mod redb_store;
 mod task;
 
@@ -25,6 +26,8 @@ pub enum StorageKind {
     Embedded,
     /// Keep rooms in memory only: a restart loses every room.
     Memory,
+    /// With `--cluster`: every room's log in a JetStream stream, so any node can take a room over.
+    Jetstream,
 }
 
 /// Why a store failed. The text reaches clients in `error` messages, so it names the cause.
