@@ -596,3 +596,21 @@ async fn a_killed_owners_committed_writes_survive_under_a_new_epoch() {
     assert_ne!(init["epoch"], epoch, "its owner may have fanned out writes it never committed: a new epoch");
     assert_eq!(values(&init), (0..5).map(|n| json!(n)).collect::<Vec<_>>(), "every committed write is there");
 }
+
+#[tokio::test]
+async fn with_an_admin_token_any_node_shows_a_room_that_exists_on_another() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = dir.path().join("admin");
+    std::fs::write(&admin, "s3cret-admin-token\n").unwrap();
+    let nodes = cluster_with(&nats, 2, &["--admin-token-file", admin.to_str().unwrap()]).await;
+    let created = http().post(nodes[0].url("/new")).bearer_auth("s3cret-admin-token").send().await.unwrap();
+    let created = json_body(created, StatusCode::OK).await;
+    let room = created["room"].as_str().unwrap();
+    for node in &nodes {
+        // Whichever node owns it, every node knows the room exists: no admin token needed to look it up.
+        assert_eq!(room_info(node, room).await.expect("an existing room"), created, "on {}", node.addr());
+        let (status, _) = room_info(node, "never-created").await.expect_err("creating by asking needs the admin");
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}

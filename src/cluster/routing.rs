@@ -44,6 +44,18 @@ impl Cluster {
         }
     }
 
+    /// Whether any node holds `room` (a silent holder whose lease has not ended counts): nothing is placed.
+    pub async fn room_exists(&self, room: &RoomId) -> Result<bool, ClusterError> {
+        if self.leases.holds(room) {
+            return Ok(true);
+        }
+        match self.lookup(room).await {
+            Ok(Lookup::Owner(_)) | Err(ClusterError::OwnerGone { .. }) => Ok(true),
+            Ok(Lookup::Free(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Asks the live nodes in rendezvous order to take the room; the first that answers owns it (or names who
     /// does, if another node won the race).
     async fn place(&self, room: &RoomId) -> Result<NodeInfo, ClusterError> {

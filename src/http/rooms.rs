@@ -37,9 +37,10 @@ pub async fn room_info(
     headers: HeaderMap,
 ) -> Result<Json<RoomInfo>, ApiError> {
     let id = parse_room_id(&id)?;
-    may_see_room(&state, auth::request_token(&headers, query.as_deref()), &id)?;
+    let exists = room_exists(&state, &id).await?;
+    may_see_room(&state, auth::request_token(&headers, query.as_deref()), &id, exists)?;
     // Looking up a room that exists is free; making one counts like `POST /new`, or random ids would bypass it.
-    if state.rooms.get(&id).is_none() {
+    if !exists {
         state.admission.check_room_creation(peer.ip()).map_err(ApiError::too_many_requests)?;
     }
     if let Some(cluster) = &state.cluster {
@@ -75,13 +76,21 @@ pub async fn inspect(
 
 /// Room info (which creates the room if needed) is for the admin token, or, when tokens are on, for a token of
 /// this room; only the admin creates a room when `--admin-token-file` is set.
-fn may_see_room(state: &ServerContext, token: Option<&str>, id: &RoomId) -> Result<(), ApiError> {
+/// Whether the room exists: here, or in a cluster on whichever node owns it.
+async fn room_exists(state: &ServerContext, id: &RoomId) -> Result<bool, ApiError> {
+    match &state.cluster {
+        Some(cluster) => cluster.room_exists(id).await.map_err(ApiError::unavailable),
+        None => Ok(state.rooms.get(id).is_some()),
+    }
+}
+
+fn may_see_room(state: &ServerContext, token: Option<&str>, id: &RoomId, exists: bool) -> Result<(), ApiError> {
     let auth = &state.auth;
     if auth.admin_required() && auth.is_admin(token) {
         return Ok(());
     }
     auth.admit(token, id, false)?;
-    if auth.admin_required() && state.rooms.get(id).is_none() {
+    if auth.admin_required() && !exists {
         return Err(Refusal::AdminRequired.into());
     }
     Ok(())
