@@ -42,6 +42,11 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 256 << 20)]
     pub write_budget_bytes: usize,
 
+    /// Threads of the server's async runtime (default: one per CPU). Fewer threads spend less CPU per delivery
+    /// (fewer wake-ups across threads) at some cost in latency under load; see docs/benchmarks.md.
+    #[arg(long, env = "DRIFTDB_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
+
     /// Base URL clients reach this server at (e.g. `https://db.example.com`), used in room URLs instead of the
     /// request's own scheme and Host. With `--cluster` it is also the URL other nodes hand out for this node's rooms.
     #[arg(long, env = "DRIFTDB_PUBLIC_URL")]

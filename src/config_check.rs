@@ -24,6 +24,9 @@ impl ServerConfig {
         at_least_one("max-message-bytes", self.max_message_bytes as u64)?;
         at_least_one("outbox-bytes", self.outbox_bytes as u64)?;
         at_least_one("write-budget-bytes", self.write_budget_bytes as u64)?;
+        if let Some(threads) = self.worker_threads {
+            at_least_one("worker-threads", threads as u64)?;
+        }
         at_least_one("max-keys-per-room", limits.max_keys_per_room as u64)?;
         at_least_one("max-room-bytes", limits.max_room_bytes as u64)?;
         at_least_one("max-connections-per-room", limits.max_connections_per_room as u64)?;

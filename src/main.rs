@@ -125,8 +125,7 @@ struct CertArgs {
     host_names: Vec<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -136,7 +135,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let serve_matches = matches.subcommand_matches("serve").expect("the serve subcommand was parsed");
-            serve(config_file::resolve(serve_matches, args.config.as_deref())?).await
+            let config = config_file::resolve(serve_matches, args.config.as_deref())?;
+            // Checked before the runtime is built from it: a bad value is a message, never a panic.
+            config.validate()?;
+            runtime(config.worker_threads)?.block_on(serve(config))
         }
         Command::Cert(args) => write_certificate(&args),
         Command::Export(args) => export(&args),
@@ -185,6 +187,15 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     println!("{}: ok", file.display());
     println!("{}", serde_json::to_string_pretty(&config)?);
     Ok(())
+}
+
+/// The server's runtime: `--worker-threads` threads, or tokio's default of one per CPU.
+fn runtime(worker_threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads);
+    }
+    builder.enable_all().build().context("starting the runtime")
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {

@@ -34,14 +34,19 @@ async fn pair(server: &TestServer, key: &str, encoding: Encoding) -> (String, Ws
 
 #[test]
 fn an_unusable_option_is_refused_at_start_with_its_name() {
-    let output = Command::new(env!("CARGO_BIN_EXE_driftdb"))
-        .args(["serve", "--port", "0", "--no-webtransport", "--idle-timeout-ms", "0"])
-        .output()
-        .expect("the binary runs");
-    assert!(!output.status.success(), "the server must not start");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("invalid --idle-timeout-ms: 0 ms is not between 1 and"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    for (option, expected) in [
+        ("--idle-timeout-ms", "invalid --idle-timeout-ms: 0 ms is not between 1 and"),
+        ("--worker-threads", "invalid --worker-threads: must be at least 1"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_driftdb"))
+            .args(["serve", "--port", "0", "--no-webtransport", option, "0"])
+            .output()
+            .expect("the binary runs");
+        assert!(!output.status.success(), "the server must not start with {option} 0");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[test]

@@ -15,12 +15,9 @@ fn embedded_demos() -> bool {
     env!("DRIFTDB_EMBED_DIR").ends_with("dist")
 }
 
-/// An empty directory of its own for one test.
-fn empty_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("driftdb-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty directory of its own for one test, removed (with the copied binary) when the test ends.
+fn empty_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("driftdb-{name}-")).tempdir().unwrap()
 }
 
 /// The binary copied alone into `dir`.
@@ -70,9 +67,10 @@ async fn text(url: String) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn a_copied_binary_serves_the_demos_and_the_inspector() {
-    let dir = empty_dir("standalone");
-    let binary = copy_binary(&dir);
-    let server = start(&binary, &dir, &["--port", "0", "--no-webtransport"], &[]);
+    let temp = empty_dir("standalone");
+    let dir = temp.path();
+    let binary = copy_binary(dir);
+    let server = start(&binary, dir, &["--port", "0", "--no-webtransport"], &[]);
 
     let (status, page) = text(format!("{}/", server.url)).await;
     assert_eq!(status, StatusCode::OK);
@@ -99,8 +97,9 @@ async fn a_copied_binary_serves_the_demos_and_the_inspector() {
 
 #[tokio::test]
 async fn the_inspect_endpoint_reports_what_the_protocol_does_not() {
-    let dir = empty_dir("inspect-endpoint");
-    let server = start(Path::new(env!("CARGO_BIN_EXE_driftdb")), &dir, &["--port", "0", "--no-webtransport"], &[]);
+    let temp = empty_dir("inspect-endpoint");
+    let dir = temp.path();
+    let server = start(Path::new(env!("CARGO_BIN_EXE_driftdb")), dir, &["--port", "0", "--no-webtransport"], &[]);
     let http = client();
     let (status, _) = text(format!("{}/room/unknownroom/inspect", server.url)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "inspecting creates no room");
@@ -136,12 +135,13 @@ fn version_names_the_commit() {
 
 #[tokio::test]
 async fn the_config_file_is_read_and_flags_and_environment_win_over_it() {
-    let dir = empty_dir("config");
+    let temp = empty_dir("config");
+    let dir = temp.path();
     // 192.0.2.1 is a documentation address no machine has: the server starts only if the environment's host won.
     let file = "host = \"192.0.2.1\"\nport = 1\nmax-rooms = 1\nno-webtransport = true\n";
     std::fs::write(dir.join("driftdb.toml"), file).unwrap();
     let binary = Path::new(env!("CARGO_BIN_EXE_driftdb"));
-    let server = start(binary, &dir, &["--config", "driftdb.toml", "--port", "0"], &[("DRIFTDB_HOST", "127.0.0.1")]);
+    let server = start(binary, dir, &["--config", "driftdb.toml", "--port", "0"], &[("DRIFTDB_HOST", "127.0.0.1")]);
     assert!(server.url.starts_with("http://127.0.0.1:"), "{}", server.url);
     assert!(!server.url.ends_with(":1"), "the flag's port wins over the file's: {}", server.url);
 
@@ -156,10 +156,11 @@ async fn the_config_file_is_read_and_flags_and_environment_win_over_it() {
 
 #[test]
 fn config_check_names_an_unknown_key() {
-    let dir = empty_dir("config-check");
+    let temp = empty_dir("config-check");
+    let dir = temp.path();
     std::fs::write(dir.join("bad.toml"), "max-rooms = 5\nmax-roms = 6\n").unwrap();
     let output =
-        Command::new(env!("CARGO_BIN_EXE_driftdb")).args(["config", "check", "bad.toml"]).current_dir(&dir).output();
+        Command::new(env!("CARGO_BIN_EXE_driftdb")).args(["config", "check", "bad.toml"]).current_dir(dir).output();
     let output = output.unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
