@@ -78,6 +78,12 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 15_000)]
     pub wt_idle_timeout_ms: u64,
 
+    /// Receive buffer of the WebTransport UDP socket (SO_RCVBUF), in bytes: datagrams that arrive while the server
+    /// is busy wait here instead of being dropped by the kernel. Linux caps it at `net.core.rmem_max`; the log and
+    /// `driftdb_udp_receive_buffer_bytes` show what the kernel granted, `driftdb_udp_receive_drops` what it dropped.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub udp_receive_buffer_bytes: usize,
+
     /// PEM certificate chain for WebTransport (with `--tls-key`). Without it the server makes a self-signed
     /// certificate, renews it every few days and publishes its hash in room results.
     #[arg(long, requires = "tls_key", env = "DRIFTDB_TLS_CERT")]

@@ -35,6 +35,7 @@ impl ServerConfig {
         at_least_one("room-ttl-secs", limits.room_ttl_secs)?;
         timeout("idle-timeout-ms", limits.idle_timeout_ms)?;
         timeout("wt-idle-timeout-ms", self.wt_idle_timeout_ms)?;
+        at_least_one("udp-receive-buffer-bytes", self.udp_receive_buffer_bytes as u64)?;
         at_least_one("max-http-connections", limits.max_http_connections as u64)?;
         timeout("http-header-timeout-ms", limits.http_header_timeout_ms)?;
         timeout("http-body-timeout-ms", limits.http_body_timeout_ms)?;

@@ -139,6 +139,14 @@ pub struct Metrics {
     datagram_bytes: Histogram,
     storage: StorageMetrics,
     cluster: Option<ClusterMetrics>,
+    udp: Option<UdpMetrics>,
+}
+
+/// The WebTransport sockets, as the kernel reports them (registered only with WebTransport on).
+struct UdpMetrics {
+    port: u16,
+    receive_buffer: Gauge,
+    drops: Counter,
 }
 
 /// A cluster node's view, read from it at each scrape (registered only with `--cluster`).
@@ -183,6 +191,7 @@ impl Metrics {
             datagram_bytes: Histogram::new(exponential_buckets(32.0, 2.0, 8)),
             storage: StorageMetrics::default(),
             cluster: None,
+            udp: None,
         };
         let r = &mut metrics.registry;
         r.register("rooms", "Live rooms", metrics.rooms.clone());
@@ -241,6 +250,25 @@ impl Metrics {
         self.cluster = Some(c);
     }
 
+    /// Reports the WebTransport sockets on `port` in `/metrics`: their receive buffer and the datagrams the kernel
+    /// dropped at them.
+    pub fn watch_udp(&mut self, port: u16, receive_buffer: usize) {
+        let u = UdpMetrics { port, receive_buffer: Gauge::default(), drops: Counter::default() };
+        u.receive_buffer.set(receive_buffer as i64);
+        let r = &mut self.registry;
+        r.register(
+            "udp_receive_buffer_bytes",
+            "Receive buffer of the WebTransport UDP sockets as the kernel granted it (--udp-receive-buffer-bytes)",
+            u.receive_buffer.clone(),
+        );
+        r.register(
+            "udp_receive_drops",
+            "Datagrams the kernel dropped at the WebTransport sockets because their receive buffer was full",
+            u.drops.clone(),
+        );
+        self.udp = Some(u);
+    }
+
     /// Counters for one connection of `transport`; counts it open until dropped.
     pub fn connection(self: &Arc<Self>, transport: Transport) -> ConnectionMetrics {
         let labels = TransportLabels { transport };
@@ -288,6 +316,11 @@ impl Metrics {
             s.committed_records.inc_by(status.committed_records.saturating_sub(s.committed_records.get()));
             s.commits.inc_by(status.commits.saturating_sub(s.commits.get()));
             s.failed_commits.inc_by(status.failed_commits.saturating_sub(s.failed_commits.get()));
+        }
+        if let Some(u) = &self.udp
+            && let Ok(drops) = crate::webtransport::udp_stats::receive_drops(u.port)
+        {
+            u.drops.inc_by(drops.saturating_sub(u.drops.get()));
         }
         if let Some(c) = &self.cluster {
             let status = c.cluster.status();

@@ -87,6 +87,9 @@ impl RunningServer {
         if let Some(cluster) = &cluster {
             metrics.watch_cluster(cluster.clone());
         }
+        if let Some(webtransport) = &webtransport {
+            metrics.watch_udp(webtransport.port(), webtransport.receive_buffer());
+        }
         let metrics = Arc::new(metrics);
         if let Some(journal) = &storage {
             metrics.watch_storage(journal.clone());

@@ -2,6 +2,7 @@
 //! binary): the answer is a precise error, status or close code, and the other clients are unaffected.
 
 mod common;
+mod wt_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -399,4 +400,39 @@ async fn readers_that_never_read_hold_no_more_than_the_write_budget() {
     assert_eq!(init["data"].as_array().map(Vec::len), Some(3), "it comes once the stalled reader is gone");
     waiting.subscribe("small").await;
     still_serving(&mut waiting, "small").await;
+}
+
+/// A metric's value in a `/metrics` text.
+fn metric_value(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|line| line.split_whitespace().next() == Some(name))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn datagrams_the_kernel_drops_at_a_full_socket_are_counted_and_sessions_go_on() {
+    // The smallest buffer the kernel allows, so that a burst overflows it.
+    let server = wt_support::Server::start_with(|config| config.udp_receive_buffer_bytes = 1).await;
+    let port = server.running().webtransport_port().expect("WebTransport is on");
+    let before = server.metrics().await;
+    assert!(metric_value(&before, "driftdb_udp_receive_buffer_bytes").is_some_and(|bytes| bytes > 0), "{before}");
+    assert_eq!(metric_value(&before, "driftdb_udp_receive_drops_total"), Some(0), "{before}");
+
+    let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..20_000 {
+        let _ = flood.send_to(&[0u8; 1200], ("127.0.0.1", port));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = server.metrics().await;
+        if metric_value(&text, "driftdb_udp_receive_drops_total").is_some_and(|drops| drops > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no drops counted after the flood: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The flood cost nothing but the dropped datagrams: a session still works.
+    let room = server.new_room().await;
+    let mut session = server.connect_wt(room["room"].as_str().unwrap()).await;
+    session.send(&wt_support::get("k", driftdb::protocol::Replay::After(0))).await;
+    assert!(matches!(session.recv().await, driftdb::protocol::ServerMessage::Init { .. }));
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{IdleTimeout, TransportConfig};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -77,9 +78,31 @@ pub(super) fn bind_addresses(host: IpAddr, port: u16) -> (SocketAddr, Option<Soc
     }
 }
 
-/// Binds one endpoint.
-pub(super) fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quinn::Endpoint, WebTransportError> {
-    quinn::Endpoint::server(config, addr).map_err(|source| WebTransportError::Bind { addr, source })
+/// Binds one endpoint on a socket with a `receive_buffer` of `SO_RCVBUF`; returns it and the bytes the kernel
+/// granted.
+pub(super) fn bind(
+    addr: SocketAddr,
+    config: quinn::ServerConfig,
+    receive_buffer: usize,
+) -> Result<(quinn::Endpoint, usize), WebTransportError> {
+    let failed = |source| WebTransportError::Bind { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(failed)?;
+    if let Err(error) = socket.set_recv_buffer_size(receive_buffer) {
+        warn!(%error, receive_buffer, "could not set the WebTransport socket's receive buffer");
+    }
+    socket.bind(&addr.into()).map_err(failed)?;
+    // Linux reports twice what was set (the other half is its bookkeeping): half of it is what datagrams get.
+    let granted = socket.recv_buffer_size().unwrap_or(0) / 2;
+    if granted < receive_buffer {
+        warn!(
+            asked = receive_buffer,
+            granted, "the kernel capped the WebTransport receive buffer: raise net.core.rmem_max to absorb bursts"
+        );
+    }
+    let runtime = Arc::new(quinn::TokioRuntime);
+    let endpoint =
+        quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket.into(), runtime).map_err(failed)?;
+    Ok((endpoint, granted))
 }
 
 /// Accepts connections until shutdown; each runs as a tracked task so that shutdown can wait for its close.

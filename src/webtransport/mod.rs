@@ -13,6 +13,7 @@
 //! - [`http3`]: the HTTP/3 side of a session: the CONNECT stream, accepting streams, the close capsule.
 //! - [`framing`]: control-stream frames, datagram prefixes, the close capsule's bytes.
 //! - [`request`]: validating the CONNECT request.
+//! - [`udp_stats`]: what the kernel dropped at the UDP sockets, for `/metrics`.
 
 mod endpoint;
 mod establish;
@@ -21,6 +22,7 @@ mod http3;
 mod reader;
 mod request;
 mod session;
+pub mod udp_stats;
 mod writer;
 
 use std::net::SocketAddr;
@@ -60,6 +62,8 @@ pub struct WebTransportServer {
     certificates: Arc<Certificates>,
     idle_timeout: Duration,
     port: u16,
+    /// The sockets' receive buffer as the kernel granted it.
+    receive_buffer: usize,
 }
 
 /// Makes the listener's certificates: the operator's, or a self-signed one.
@@ -77,22 +81,32 @@ impl WebTransportServer {
         let idle_timeout = config.wt_idle_timeout();
         let quic_config = endpoint::server_config(&certificates.current(), idle_timeout)?;
         let (primary, companion) = endpoint::bind_addresses(config.host, port);
-        let first = endpoint::bind(primary, quic_config.clone())?;
+        let receive_buffer = config.udp_receive_buffer_bytes;
+        let (first, mut granted) = endpoint::bind(primary, quic_config.clone(), receive_buffer)?;
         let port = first.local_addr().map_err(|source| WebTransportError::Bind { addr: primary, source })?.port();
         let mut endpoints = vec![first];
         if let Some(companion) = companion {
             let companion = SocketAddr::new(companion.ip(), port);
-            match endpoint::bind(companion, quic_config) {
-                Ok(endpoint) => endpoints.push(endpoint),
+            match endpoint::bind(companion, quic_config, receive_buffer) {
+                Ok((endpoint, also)) => {
+                    endpoints.push(endpoint);
+                    granted = granted.min(also);
+                }
                 Err(error) => warn!(%error, "WebTransport stays on IPv4 only"),
             }
         }
-        Ok(WebTransportServer { endpoints, certificates, idle_timeout, port })
+        info!(receive_buffer = granted, "WebTransport socket receive buffer");
+        Ok(WebTransportServer { endpoints, certificates, idle_timeout, port, receive_buffer: granted })
     }
 
     /// The UDP port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The sockets' receive buffer as the kernel granted it (`SO_RCVBUF`, for `/metrics`).
+    pub fn receive_buffer(&self) -> usize {
+        self.receive_buffer
     }
 
     /// What room results publish.
