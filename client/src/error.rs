@@ -15,7 +15,8 @@ pub enum Error {
     /// The WebSocket handshake or a frame failed; an HTTP refusal of the upgrade is `tungstenite::Error::Http`.
     #[error(transparent)]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
-    #[error("WebTransport connect: {0}")]
+    // Transparent: callers (tests) read the handshake refusal from its own text.
+    #[error(transparent)]
     Connect(#[from] web_transport_quinn::ClientError),
     #[error(transparent)]
     Session(#[from] web_transport_quinn::SessionError),
