@@ -137,9 +137,14 @@ pub struct WtClient {
 
 impl WtClient {
     /// Opens a session accepting only certificates with these SHA-256 hashes, and its control stream.
-    pub async fn connect(url: url::Url, hashes: &[Vec<u8>]) -> Result<Self, driftdb_client::Error> {
+    pub async fn connect(url: url::Url, hashes: &[Vec<u8>]) -> Result<Self, web_transport_quinn::ClientError> {
         let options = WtOptions { certificate_hashes: hashes.to_vec(), loopback_only: true, connect_to: None };
-        let inner = within("WebTransport connect", WtSession::connect(url, options)).await?;
+        // The handshake's own error type, as callers expect; a session without a control stream is a test failure.
+        let inner =
+            within("WebTransport connect", WtSession::connect(url, options)).await.map_err(|error| match error {
+                driftdb_client::Error::Connect(error) => error,
+                other => panic!("WebTransport session: {other}"),
+            })?;
         Ok(WtClient { session: inner.session().clone(), inner })
     }
 
