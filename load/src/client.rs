@@ -1,22 +1,21 @@
-//! Load clients: a WebSocket (JSON or CBOR) or a WebTransport session (control stream + datagrams), split into a
-//! sending and a receiving half so that a scenario can drive each from its own task.
+//! Load clients: a WebSocket (JSON or CBOR) or a WebTransport session (control stream + datagrams) from
+//! `driftdb-client`, split into a sending and a receiving half so that a scenario can drive each from its own task,
+//! plus the floor's plain UDP, which only this tool speaks.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail, ensure};
-use bytes::{Bytes, BytesMut};
+use anyhow::{Context, anyhow, ensure};
 pub use driftdb::room_info::RoomInfo;
-use driftdb::webtransport::framing::{FrameDecoder, fits_datagram, put_frame};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpStream, UdpSocket};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use url::{Host, Url};
-
-use crate::wire::{In, Out, decode_cbor, decode_json, decode_postcard};
+use driftdb_client::connection::{self, Receiver, Sender};
+use driftdb_client::protocol::Dialect;
+use driftdb_client::stamped::{In, Out, decode_json};
+use driftdb_client::url::websocket_url;
+use driftdb_client::websocket::{WebSocket, WsOptions};
+use driftdb_client::webtransport::{WtConnector, WtOptions};
+use driftdb_client::{Encoding, Error};
+use tokio::net::UdpSocket;
+use url::Url;
 
 /// How long one connect (HTTP request, WebSocket upgrade or WebTransport handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,14 +48,7 @@ impl Transport {
 
 /// Refuses anything but a loopback host: the tool is for measuring a server on this machine.
 pub fn ensure_loopback(url: &Url) -> anyhow::Result<()> {
-    let loopback = match url.host() {
-        Some(Host::Domain(domain)) => domain == "localhost",
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    };
-    ensure!(loopback, "{url}: only loopback targets (127.0.0.0/8, ::1, localhost) are allowed");
-    Ok(())
+    Ok(driftdb_client::url::ensure_loopback(url)?)
 }
 
 /// Connects clients of one transport to one server.
@@ -102,32 +94,21 @@ impl Connector {
     }
 
     async fn connect_inner(&self, room: &RoomInfo) -> anyhow::Result<(Tx, Rx)> {
-        match self.transport {
+        let (tx, rx) = match self.transport {
             Transport::WsJson | Transport::WsCbor => {
-                let cbor = self.transport == Transport::WsCbor;
-                let mut url = self.base.join(&format!("room/{}/connect", room.room))?;
-                url.set_scheme(if url.scheme() == "https" { "wss" } else { "ws" })
-                    .map_err(|()| anyhow!("bad scheme"))?;
+                let encoding = if self.transport == Transport::WsCbor { Encoding::Cbor } else { Encoding::Json };
                 // `ext=true`: measure the server as our own client uses it (extended message shapes).
-                url.set_query(Some(if cbor { "cbor=true&ext=true" } else { "ext=true" }));
-                let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.context("WebSocket connect")?;
-                if let MaybeTlsStream::Plain(tcp) = socket.get_ref() {
-                    tcp.set_nodelay(true)?;
-                }
-                let (sink, stream) = socket.split();
-                Ok((Tx::Ws { sink, cbor }, Rx::Ws { stream }))
+                let url = websocket_url(&self.base, &room.room, encoding, Dialect::Extended)?;
+                let options = WsOptions { loopback_only: true, ..WsOptions::encoding(encoding) };
+                connection::websocket(WebSocket::connect(&url, &options).await.context("WebSocket connect")?)
             }
             Transport::Wt => {
                 let hashes = self.wt_hashes.clone().context("no certificate hashes (create a room first)")?;
                 // One QUIC endpoint (one UDP socket) per session, as each browser has: a single socket shared by
                 // hundreds of sessions overflows its receive buffer and loses datagrams the server did send.
-                let client = web_transport_quinn::ClientBuilder::new().with_server_certificate_hashes(hashes)?;
-                let url = webtransport_url(room)?;
-                ensure_loopback(&url)?;
-                let session = client.connect(url).await.context("WebTransport connect")?;
-                let (send, recv) = session.open_bi().await.context("open the control stream")?;
-                let rx = Rx::Wt { session: Box::new(session.clone()), recv, buf: BytesMut::new() };
-                Ok((Tx::Wt { session: Box::new(session), send, frame: BytesMut::new() }, rx))
+                let options = WtOptions { certificate_hashes: hashes, loopback_only: true, connect_to: None };
+                let session = WtConnector::new(options)?.connect(webtransport_url(room)?).await;
+                connection::webtransport(session.context("WebTransport connect")?)
             }
             Transport::Udp => {
                 let host = self.base.host_str().context("no host")?.trim_matches(['[', ']']);
@@ -136,9 +117,10 @@ impl Connector {
                 let socket = Arc::new(UdpSocket::bind((server, 0)).await?);
                 socket.connect((server, port)).await?;
                 let tx = Tx::Udp { socket: socket.clone(), room: room.room.clone(), frame: Vec::new() };
-                Ok((tx, Rx::Udp { socket, buf: vec![0; 2048] }))
+                return Ok((tx, Rx::Udp { socket, buf: vec![0; 2048] }));
             }
-        }
+        };
+        Ok((Tx::Conn(tx), Rx::Conn(rx)))
     }
 }
 
@@ -148,12 +130,9 @@ fn webtransport_url(room: &RoomInfo) -> anyhow::Result<Url> {
     Ok(Url::parse(url)?)
 }
 
-type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// The sending half of a client.
 pub enum Tx {
-    Ws { sink: SplitSink<WsStream, Message>, cbor: bool },
-    Wt { session: Box<web_transport_quinn::Session>, send: web_transport_quinn::SendStream, frame: BytesMut },
+    Conn(Sender),
     Udp { socket: Arc<UdpSocket>, room: String, frame: Vec<u8> },
 }
 
@@ -161,18 +140,7 @@ impl Tx {
     /// Sends one message (a volatile push over WebTransport goes as a datagram).
     pub async fn send(&mut self, message: &Out<'_>) -> anyhow::Result<()> {
         match self {
-            Tx::Ws { sink, cbor: false } => sink.send(Message::text(message.json())).await?,
-            Tx::Ws { sink, cbor: true } => sink.send(Message::binary(message.cbor())).await?,
-            Tx::Wt { session, send, frame } => {
-                let bytes = message.postcard();
-                if message.is_volatile() && fits_datagram(bytes.len(), session.max_datagram_size()) {
-                    session.send_datagram(Bytes::from(bytes))?;
-                } else {
-                    frame.clear();
-                    put_frame(frame, &bytes);
-                    send.write_all(frame).await?;
-                }
-            }
+            Tx::Conn(sender) => sender.send(message).await?,
             Tx::Udp { socket, room, frame } => {
                 frame.clear();
                 frame.extend_from_slice(room.as_bytes());
@@ -186,23 +154,15 @@ impl Tx {
 
     /// Closes the connection politely (best effort).
     pub async fn close(self) {
-        match self {
-            Tx::Ws { mut sink, .. } => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-            }
-            Tx::Wt { session, mut send, .. } => {
-                let _ = send.finish();
-                session.close(0, b"done");
-            }
-            Tx::Udp { .. } => {}
+        if let Tx::Conn(mut sender) = self {
+            sender.close(Duration::from_secs(1), false, 0, "done").await;
         }
     }
 }
 
 /// The receiving half of a client.
 pub enum Rx {
-    Ws { stream: SplitStream<WsStream> },
-    Wt { session: Box<web_transport_quinn::Session>, recv: web_transport_quinn::RecvStream, buf: BytesMut },
+    Conn(Receiver),
     Udp { socket: Arc<UdpSocket>, buf: Vec<u8> },
 }
 
@@ -216,33 +176,11 @@ impl Rx {
     /// The next server message; `Ok(None)` once the connection is closed. Cancel-safe.
     pub async fn next(&mut self) -> anyhow::Result<Option<Received>> {
         match self {
-            Rx::Ws { stream } => loop {
-                let message = match stream.next().await {
-                    None | Some(Ok(Message::Close(_))) => return Ok(None),
-                    Some(Err(error)) => return Err(error.into()),
-                    Some(Ok(Message::Text(text))) => decode_json(text.as_str())?,
-                    Some(Ok(Message::Binary(bytes))) => decode_cbor(&bytes)?,
-                    Some(Ok(_)) => continue,
-                };
-                return Ok(Some(Received { message, datagram: false }));
-            },
-            Rx::Wt { session, recv, buf } => loop {
-                if let Some(frame) = FrameDecoder::new(usize::MAX).next_frame(buf)? {
-                    return Ok(Some(Received { message: decode_postcard(&frame)?, datagram: false }));
-                }
-                tokio::select! {
-                    read = recv.read_chunk(64 * 1024, true) => match read {
-                        Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-                        Ok(None) => return Ok(None),
-                        Err(error) => return closed_or(error),
-                    },
-                    datagram = session.read_datagram() => match datagram {
-                        Ok(datagram) => {
-                            return Ok(Some(Received { message: decode_postcard(&datagram)?, datagram: true }));
-                        }
-                        Err(error) => return closed_or(error),
-                    },
-                }
+            Rx::Conn(receiver) => match receiver.next().await {
+                Ok(next) => Ok(next.map(|(message, datagram)| Received { message, datagram })),
+                // A session the server or the tool closed is the end of the stream; anything else is an error.
+                Err(error @ (Error::Read(_) | Error::Session(_))) if error.is_closed() => Ok(None),
+                Err(error) => Err(error.into()),
             },
             Rx::Udp { socket, buf } => {
                 let len = socket.recv(buf).await?;
@@ -251,13 +189,4 @@ impl Rx {
             }
         }
     }
-}
-
-/// A session the server or the tool closed is the end of the stream; anything else is an error.
-fn closed_or<E: std::error::Error + Send + Sync + 'static>(error: E) -> anyhow::Result<Option<Received>> {
-    let text = error.to_string();
-    if text.contains("closed") || text.contains("reset") {
-        return Ok(None);
-    }
-    bail!(error)
 }

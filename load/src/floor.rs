@@ -36,7 +36,7 @@ use driftdb::room_info::RoomInfo;
 const QUEUE_FRAMES: usize = 4096;
 /// Read buffer per WebSocket: the scenarios' frames are a few hundred bytes.
 const READ_BUFFER: usize = 4 * 1024;
-/// What a subscribe frame starts with (the load tool's encoding, see `wire::Out::json`).
+/// What a subscribe frame starts with (the load tool's encoding, see `driftdb_client::stamped::Out::json`).
 const GET_PREFIX: &str = r#"{"type":"get""#;
 /// What a push frame starts with; the rest of the frame is kept as it came.
 const PUSH_PREFIX: &str = r#"{"type":"push","#;

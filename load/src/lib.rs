@@ -16,7 +16,6 @@ pub mod progress;
 pub mod report;
 mod scenarios;
 pub mod side_by_side;
-pub mod wire;
 
 use std::time::Duration;
 

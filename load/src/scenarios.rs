@@ -14,8 +14,9 @@ use tokio::task::JoinHandle;
 use crate::client::{CONNECT_TIMEOUT, Connector, Received, RoomInfo, Rx, Tx};
 use crate::procstat::{self, Sample};
 use crate::report::{Replay, Report, ServerUsage, Tally};
-use crate::wire::{In, Out, PushKind, Stamp, now_us};
 use crate::{AppendArgs, FanoutArgs, IdleArgs, Options, RoomsArgs, ScaleArgs, Scenario};
+use driftdb_client::stamp::{Stamp, now_us};
+use driftdb_client::stamped::{In, Out, PushKind};
 
 const FANOUT_KEY: &str = "fanout";
 const CURSOR_KEY: &str = "cursor";
@@ -89,7 +90,7 @@ async fn receive(mut rx: Rx, progress: Arc<Progress>, mut stop: watch::Receiver<
             received = rx.next() => received,
         };
         match received {
-            Ok(Some(Received { message: In::Push { seq, stamp }, datagram })) => {
+            Ok(Some(Received { message: In::Push { seq, stamp, .. }, datagram })) => {
                 let now = now_us();
                 tally.delivered += 1;
                 progress.delivered.fetch_add(1, Ordering::AcqRel);
@@ -129,7 +130,7 @@ async fn receive(mut rx: Rx, progress: Arc<Progress>, mut stop: watch::Receiver<
 /// Connects to `room` and subscribes to `key`, returning once the `init` arrived.
 async fn subscribe(connector: &Connector, room: &RoomInfo, key: &str) -> anyhow::Result<(Tx, Rx)> {
     let (mut tx, mut rx) = connector.connect(room).await?;
-    tx.send(&Out::Get { key }).await?;
+    tx.send(&Out::get(key)).await?;
     match tokio::time::timeout(CONNECT_TIMEOUT, rx.next()).await.context("waiting for init")?? {
         Some(Received { message: In::Init { .. }, .. }) => Ok((tx, rx)),
         other => bail!("expected an init, got {:?}", other.map(|r| r.message)),
@@ -428,10 +429,10 @@ async fn append(options: &Options, mut connector: Connector, args: &AppendArgs) 
     // Replay: a fresh connection reads the whole stream back.
     let (replay_tx, mut replay_rx) = connector.connect(&room).await?;
     let mut get_tx = replay_tx;
-    get_tx.send(&Out::Get { key: LOG_KEY }).await?;
+    get_tx.send(&Out::get(LOG_KEY)).await?;
     let entries =
         match tokio::time::timeout(CONNECT_TIMEOUT, replay_rx.next()).await.context("waiting for replay")?? {
-            Some(Received { message: In::Init { entries }, .. }) => entries,
+            Some(Received { message: In::Init { entries, .. }, .. }) => entries,
             other => bail!("expected the replay's init, got {:?}", other.map(|r| r.message)),
         };
     let problems = if args.replace { check_replaced(&entries, &sent_by) } else { check_replay(&entries, &sent_by) };
@@ -521,7 +522,7 @@ async fn idle(options: &Options, mut connector: Connector, args: &IdleArgs) -> a
 #[cfg(test)]
 mod tests {
     use super::check_replay;
-    use crate::wire::Stamp;
+    use driftdb_client::stamp::Stamp;
 
     fn entry(seq: u64, s: u32, n: u64) -> (u64, Option<Stamp>) {
         (seq, Some(Stamp { t: 0, s, n }))

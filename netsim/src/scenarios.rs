@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::{MissedTickBehavior, interval, sleep};
 
-use crate::client::{Conn, Endpoint, In, Kind, Out, Stamp, Transport, now_us};
+use crate::client::{Conn, Endpoint, In, Out, PushKind as Kind, Stamp, Transport, now_us};
 use crate::link::LinkHandle;
 use crate::metrics::{Percentiles, RunResult};
+use driftdb_client::protocol::Replay;
+use driftdb_client::resume::Resume;
 
 /// Which scenario to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -125,7 +127,8 @@ struct Rec {
 
     log: BTreeMap<u64, Stamp>,
     state: Option<(u64, Stamp)>,
-    last_seq: HashMap<&'static str, u64>,
+    /// The newest seq seen per key: where a reconnect resumes.
+    last_seq: Resume,
     last_change_us: u64,
     write_latency_us: Vec<u64>,
     written: u64,
@@ -166,14 +169,14 @@ impl Rec {
             }
             In::Push { key, seq, stamp: Some(stamp) } if key == LOG => self.log_entry(me, seq, stamp, now, true),
             In::Push { key, seq, stamp: Some(stamp) } if key == STATE => self.state_entry(seq, stamp, now),
-            In::Init { key, entries } if key == LOG => {
+            In::Init { key, entries, .. } if key == LOG => {
                 for (seq, stamp) in entries {
                     if let Some(stamp) = stamp {
                         self.log_entry(me, seq, stamp, now, false);
                     }
                 }
             }
-            In::Init { key, entries } if key == STATE => {
+            In::Init { key, entries, .. } if key == STATE => {
                 for (seq, stamp) in entries {
                     if let Some(stamp) = stamp {
                         self.state_entry(seq, stamp, now);
@@ -189,11 +192,9 @@ impl Rec {
             self.duplicates += 1;
             return;
         }
-        let last = self.last_seq.entry(LOG).or_insert(0);
-        if live && seq < *last {
+        if self.last_seq.observe(LOG, seq) > seq && live {
             self.out_of_order += 1;
         }
-        *last = (*last).max(seq);
         self.log.insert(seq, stamp);
         self.last_change_us = now;
         if stamp.s == me {
@@ -204,8 +205,7 @@ impl Rec {
     }
 
     fn state_entry(&mut self, seq: u64, stamp: Stamp, now: u64) {
-        let last = self.last_seq.entry(STATE).or_insert(0);
-        *last = (*last).max(seq);
+        self.last_seq.observe(STATE, seq);
         if self.state.is_none_or(|(s, _)| seq > s) {
             self.state = Some((seq, stamp));
             self.last_change_us = now;
@@ -325,15 +325,15 @@ async fn run_connected(
     let reliable = cfg.writes.is_some();
     let (log_seq, state_seq) = {
         let r = rec.lock().unwrap();
-        (r.last_seq.get(LOG).copied().unwrap_or(0), r.last_seq.get(STATE).copied().unwrap_or(0))
+        (r.last_seq.replay(LOG), r.last_seq.replay(STATE))
     };
     let subscribe = async {
         if cfg.cursor_hz.is_some() {
-            conn.send(&Out::Get { key: CURSOR, seq: None }).await?;
+            conn.send(&Out::Get { key: CURSOR, replay: Replay::None }).await?;
         }
         if reliable {
-            conn.send(&Out::Get { key: STATE, seq: Some(state_seq) }).await?;
-            conn.send(&Out::Get { key: LOG, seq: Some(log_seq) }).await?;
+            conn.send(&Out::Get { key: STATE, replay: state_seq }).await?;
+            conn.send(&Out::Get { key: LOG, replay: log_seq }).await?;
         }
         anyhow::Ok(())
     };

@@ -8,6 +8,7 @@
 //! The server's fan-out of one encoded message to many recipients is `driftdb::outgoing`.
 
 mod dialect;
+pub mod framing;
 pub mod json_cbor;
 pub mod postcard_envelope;
 mod value;

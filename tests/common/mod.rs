@@ -1,5 +1,5 @@
 //! Shared helpers of the integration tests: an in-process server on a free loopback port, the HTTP room API, and a
-//! small WebSocket client.
+//! WebSocket client with bounded waits over `driftdb-client`'s.
 //!
 //! Every wait is bounded by [`TIMEOUT`] and panics with a message that says what was awaited, so a broken server
 //! fails a test quickly instead of hanging the suite. Each test starts its own server, so tests run in parallel.
@@ -17,10 +17,8 @@ use ciborium::value::Value as Cbor;
 use driftdb::config::ServerConfig;
 use driftdb::engine::{RoomId, Rooms};
 use driftdb::server::RunningServer;
-use futures_util::{SinkExt, StreamExt};
+use driftdb_client::websocket::{WebSocket, WsOptions};
 use serde_json::{Value, json};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// The longest any single wait may take.
@@ -234,27 +232,13 @@ pub mod msg {
     }
 }
 
-/// What a connection asked the server to send: text frames with JSON or binary frames with CBOR.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoding {
-    Json,
-    Cbor,
-}
+// The connection's encoding and how it ended are the client crate's; these names stay for the tests that use them.
+pub use driftdb_client::Encoding;
+pub use driftdb_client::websocket::Closed;
 
-impl Encoding {
-    pub const BOTH: [Encoding; 2] = [Encoding::Json, Encoding::Cbor];
-}
-
-/// How the server ended a connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Closed {
-    pub code: u16,
-    pub reason: String,
-}
-
-/// A WebSocket client of one room.
+/// A WebSocket client of one room: `driftdb-client`'s WebSocket with the tests' bounded, panicking waits.
 pub struct WsClient {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocket,
     encoding: Encoding,
     next_nonce: u64,
 }
@@ -267,15 +251,15 @@ impl WsClient {
         encoding: Encoding,
         receive_buffer: Option<u32>,
     ) -> Result<Self, tungstenite::Error> {
-        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }?;
-        if let Some(bytes) = receive_buffer {
-            // Must be set before connecting: the window scale is agreed on in the handshake.
-            socket.set_recv_buffer_size(bytes)?;
-        }
-        let stream = within("TCP connect", socket.connect(addr)).await?;
-        stream.set_nodelay(true)?;
-        let url = format!("ws://{addr}{path}");
-        let (ws, _) = within("WebSocket handshake", tokio_tungstenite::client_async(url, stream)).await?;
+        let url = url::Url::parse(&format!("ws://{addr}{path}")).expect("a valid URL");
+        let options = WsOptions { loopback_only: true, receive_buffer, ..WsOptions::encoding(encoding) };
+        // The tests' own error type, which callers on other branches match on (`Http` for a refused upgrade).
+        let ws =
+            within("WebSocket connect", WebSocket::connect(&url, &options)).await.map_err(|error| match error {
+                driftdb_client::Error::WebSocket(error) => error,
+                driftdb_client::Error::Io(error) => tungstenite::Error::Io(error),
+                other => panic!("connect {url}: {other}"),
+            })?;
         Ok(WsClient { ws, encoding, next_nonce: 1 })
     }
 
@@ -285,7 +269,7 @@ impl WsClient {
 
     /// Sends a raw frame.
     pub async fn send_frame(&mut self, frame: Message) {
-        within("sending a frame", self.ws.send(frame)).await.expect("send a WebSocket frame");
+        within("sending a frame", self.ws.send_frame(frame)).await.expect("send a WebSocket frame");
     }
 
     /// Sends a message as a JSON text frame, whatever the connection's encoding.
@@ -315,7 +299,7 @@ impl WsClient {
 
     /// The next frame, or `None` if nothing arrives within `wait`.
     pub async fn recv_frame_within(&mut self, wait: Duration) -> Option<Message> {
-        let next = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+        let next = tokio::time::timeout(wait, self.ws.next_frame()).await.ok()?;
         match next {
             Some(Ok(frame)) => Some(frame),
             Some(Err(error)) => panic!("WebSocket read failed: {error}"),
@@ -413,8 +397,7 @@ impl WsClient {
 
     /// Starts the closing handshake with `code`.
     pub async fn close(&mut self, code: u16) {
-        let frame = tungstenite::protocol::CloseFrame { code: code.into(), reason: "test client leaving".into() };
-        within("sending a close frame", self.ws.close(Some(frame))).await.expect("send a close frame");
+        within("sending a close frame", self.ws.close(code, "test client leaving")).await.expect("send a close frame");
     }
 
     /// Reads until the server's close frame, skipping any messages before it.

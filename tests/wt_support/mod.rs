@@ -1,5 +1,5 @@
 //! Helpers of the WebTransport tests: an in-process server, a WebTransport client speaking the control stream and
-//! datagrams with `web-transport-quinn`, a small JSON WebSocket client, and a UDP relay that can black-hole a client.
+//! datagrams (over `driftdb-client`), a small JSON WebSocket client, and a UDP relay that can black-hole a client.
 //!
 //! Every wait is bounded by [`TIMEOUT`] and panics with what was awaited, so a broken server fails fast.
 
@@ -11,17 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::common::{TestServer, json_body};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use driftdb::config::ServerConfig;
 use driftdb::protocol::{Action, ClientMessage, Replay, ServerMessage, Value, postcard_envelope};
 use driftdb::room_info::RoomInfo;
 use driftdb::server::RunningServer;
-use driftdb::webtransport::framing::{FrameDecoder, put_frame};
-use futures_util::{SinkExt, StreamExt};
+use driftdb_client::websocket::{Incoming, WebSocket, WsOptions};
+use driftdb_client::webtransport::{self, WtOptions, WtSession};
 use serde_json::Value as Json;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The longest any single wait may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,8 +90,9 @@ impl Server {
 
     /// A JSON WebSocket to `room`.
     pub async fn connect_ws(&self, room: &str) -> WsClient {
-        let url = format!("ws://{}/room/{room}/connect", self.0.addr());
-        let (socket, _) = within("websocket connect", tokio_tungstenite::connect_async(url)).await.expect("upgrade");
+        let url = url::Url::parse(&format!("ws://{}/room/{room}/connect", self.0.addr())).expect("a valid URL");
+        let options = WsOptions { loopback_only: true, ..WsOptions::default() };
+        let socket = within("websocket connect", WebSocket::connect(&url, &options)).await.expect("upgrade");
         WsClient { socket }
     }
 }
@@ -128,38 +128,40 @@ pub fn get(key: &str, replay: Replay) -> ClientMessage {
     ClientMessage::Get { key: key.into(), replay }
 }
 
-/// A WebTransport client speaking DriftDB's binding: a control stream (varint length + postcard) and datagrams.
+/// A WebTransport client speaking DriftDB's binding (`driftdb-client`'s session) with the tests' bounded waits.
 pub struct WtClient {
+    /// The QUIC session, for what the tests do with it directly (raw datagrams, close).
     pub session: web_transport_quinn::Session,
-    send: web_transport_quinn::SendStream,
-    recv: web_transport_quinn::RecvStream,
-    buf: BytesMut,
+    inner: WtSession,
 }
 
 impl WtClient {
     /// Opens a session accepting only certificates with these SHA-256 hashes, and its control stream.
     pub async fn connect(url: url::Url, hashes: &[Vec<u8>]) -> Result<Self, web_transport_quinn::ClientError> {
-        let client = web_transport_quinn::ClientBuilder::new().with_server_certificate_hashes(hashes.to_vec())?;
-        let session = within("WebTransport connect", client.connect(url)).await?;
-        let (send, recv) = within("open control stream", session.open_bi()).await.expect("control stream opens");
-        Ok(WtClient { session, send, recv, buf: BytesMut::new() })
+        let options = WtOptions { certificate_hashes: hashes.to_vec(), loopback_only: true, connect_to: None };
+        // The handshake's own error type, as callers expect; a session without a control stream is a test failure.
+        let inner =
+            within("WebTransport connect", WtSession::connect(url, options)).await.map_err(|error| match error {
+                driftdb_client::Error::Connect(error) => error,
+                other => panic!("WebTransport session: {other}"),
+            })?;
+        Ok(WtClient { session: inner.session().clone(), inner })
     }
 
     /// Sends one message on the control stream.
     pub async fn send(&mut self, message: &ClientMessage) {
-        let mut frame = BytesMut::new();
-        put_frame(&mut frame, &postcard_envelope::encode_client(message));
-        self.send_raw(&frame).await;
+        within("control stream write", self.inner.tx.send(message)).await.expect("control stream write");
     }
 
     /// Writes raw bytes on the control stream.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
-        within("control stream write", self.send.write_all(bytes)).await.expect("control stream write");
+        within("control stream write", self.inner.tx.send_raw(bytes)).await.expect("control stream write");
     }
 
     /// Sends one message as a datagram.
     pub fn send_datagram(&self, message: &ClientMessage) {
-        self.session.send_datagram(Bytes::from(postcard_envelope::encode_client(message))).expect("datagram sent");
+        let payload = Bytes::from(postcard_envelope::encode_client(message));
+        self.inner.tx.send_datagram(payload).expect("datagram sent");
     }
 
     /// The next message on the control stream.
@@ -167,36 +169,24 @@ impl WtClient {
         within("control stream message", self.try_recv()).await.expect("the control stream is open")
     }
 
-    /// The next message on the control stream, or `None` once it ends.
+    /// The next message on the control stream, or `None` once it ends (or fails).
     pub async fn try_recv(&mut self) -> Option<ServerMessage> {
-        let decoder = FrameDecoder::new(usize::MAX);
-        loop {
-            if let Some(frame) = decoder.next_frame(&mut self.buf).expect("well-formed frames") {
-                return Some(postcard_envelope::decode_server(&frame).expect("a valid server message"));
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            match self.recv.read(&mut chunk).await {
-                Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Ok(None) | Err(_) => return None,
-            }
-        }
+        let frame = self.inner.rx.recv_stream().await.ok()??;
+        Some(webtransport::decode(&frame).expect("a valid server message"))
     }
 
     /// The next datagram.
     pub async fn recv_datagram(&self) -> ServerMessage {
-        let datagram = within("datagram", self.session.read_datagram()).await.expect("datagram");
-        postcard_envelope::decode_server(&datagram).expect("a valid server message")
+        let datagram = within("datagram", self.inner.rx.recv_datagram()).await.expect("datagram");
+        webtransport::decode(&datagram).expect("a valid server message")
     }
 
     /// The WebTransport session close code and reason the server sent (its CLOSE_WEBTRANSPORT_SESSION capsule, which
     /// is what a browser reports as `closeCode`).
     pub async fn closed(&self) -> Option<(u32, String)> {
-        match within("session close", self.session.closed()).await {
-            web_transport_quinn::SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(
-                code,
-                reason,
-            )) => Some((code, reason)),
-            other => {
+        match within("session close", self.inner.rx.closed()).await {
+            Ok(closed) => Some(closed),
+            Err(other) => {
                 eprintln!("session closed without a code: {other:?}");
                 None
             }
@@ -211,20 +201,22 @@ impl WtClient {
 
 /// A JSON WebSocket client.
 pub struct WsClient {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    socket: WebSocket,
 }
 
 impl WsClient {
     pub async fn send(&mut self, message: Json) {
-        within("websocket send", self.socket.send(Message::text(message.to_string()))).await.expect("sent");
+        within("websocket send", self.socket.send_frame(Message::text(message.to_string()))).await.expect("sent");
     }
 
     /// The next JSON message.
     pub async fn recv(&mut self) -> Json {
         loop {
-            let frame = within("websocket message", self.socket.next()).await.expect("open").expect("no error");
-            if let Message::Text(text) = frame {
-                return serde_json::from_str(&text).expect("JSON");
+            let frame = within("websocket message", self.socket.recv()).await.expect("no error");
+            match frame {
+                Incoming::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+                Incoming::Closed(closed) => panic!("the connection closed: {closed:?}"),
+                Incoming::Binary(_) => {}
             }
         }
     }
