@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, ensure};
+use anyhow::{Context, anyhow, bail, ensure};
 pub use driftdb::room_info::RoomInfo;
 use driftdb_client::connection::{self, Receiver, Sender};
 use driftdb_client::protocol::Dialect;
@@ -56,16 +56,39 @@ pub fn ensure_loopback(url: &Url) -> anyhow::Result<()> {
 pub struct Connector {
     base: Url,
     transport: Transport,
+    /// Where WebSockets go (see [`Route`]).
+    route: Route,
     http: reqwest::Client,
     /// The certificate hashes the first room published, for WebTransport sessions.
     wt_hashes: Option<Vec<Vec<u8>>>,
 }
 
+/// Which server a WebSocket connects to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `--url`, the server the rooms are made on.
+    Base,
+    /// The node that owns the room, as its room info names it (`--to-owner`).
+    Owner,
+    /// This node, for rooms another node owns (`--through`): every connection is forwarded.
+    Through(Url),
+}
+
+/// How many new rooms `--through` tries for one owned by another node before it gives up.
+const PLACEMENT_TRIES: usize = 64;
+
 impl Connector {
     pub fn new(base: Url, transport: Transport) -> anyhow::Result<Self> {
+        Self::with_route(base, transport, Route::Base)
+    }
+
+    pub fn with_route(base: Url, transport: Transport, route: Route) -> anyhow::Result<Self> {
         ensure_loopback(&base)?;
+        if let Route::Through(through) = &route {
+            ensure_loopback(through)?;
+        }
         let http = reqwest::Client::builder().no_proxy().timeout(CONNECT_TIMEOUT).build()?;
-        Ok(Connector { base, transport, http, wt_hashes: None })
+        Ok(Connector { base, transport, route, http, wt_hashes: None })
     }
 
     pub fn transport(&self) -> Transport {
@@ -74,6 +97,17 @@ impl Connector {
 
     /// Creates a room (`POST /new`). For WebTransport, the first room's certificate hashes are kept for connecting.
     pub async fn new_room(&mut self) -> anyhow::Result<RoomInfo> {
+        let Route::Through(through) = self.route.clone() else { return self.make_room().await };
+        for _ in 0..PLACEMENT_TRIES {
+            let info = self.make_room().await?;
+            if origin(&Url::parse(&info.socket_url)?) != origin(&through) {
+                return Ok(info);
+            }
+        }
+        bail!("{PLACEMENT_TRIES} new rooms all landed on {through}: is it in a cluster with another node?")
+    }
+
+    async fn make_room(&mut self) -> anyhow::Result<RoomInfo> {
         let url = self.base.join("new")?;
         let response = self.http.post(url).send().await.context("POST /new")?.error_for_status()?;
         let info: RoomInfo = response.json().await.context("room info")?;
@@ -98,7 +132,7 @@ impl Connector {
             Transport::WsJson | Transport::WsCbor => {
                 let encoding = if self.transport == Transport::WsCbor { Encoding::Cbor } else { Encoding::Json };
                 // `ext=true`: measure the server as our own client uses it (extended message shapes).
-                let url = websocket_url(&self.base, &room.room, encoding, Dialect::Extended)?;
+                let url = websocket_url(&self.websocket_base(room)?, &room.room, encoding, Dialect::Extended)?;
                 let options = WsOptions { loopback_only: true, ..WsOptions::encoding(encoding) };
                 connection::websocket(WebSocket::connect(&url, &options).await.context("WebSocket connect")?)
             }
@@ -125,6 +159,29 @@ impl Connector {
 }
 
 /// The room's WebTransport URL, which a server without WebTransport does not publish.
+impl Connector {
+    /// The HTTP base a WebSocket to `room` connects at, by the route.
+    fn websocket_base(&self, room: &RoomInfo) -> anyhow::Result<Url> {
+        Ok(match &self.route {
+            Route::Base => self.base.clone(),
+            Route::Through(through) => through.clone(),
+            Route::Owner => {
+                let mut owner = Url::parse(&room.socket_url)?;
+                owner.set_scheme(if owner.scheme() == "wss" { "https" } else { "http" }).ok();
+                owner.set_path("/");
+                owner.set_query(None);
+                ensure_loopback(&owner)?;
+                owner
+            }
+        })
+    }
+}
+
+/// `host:port` of a URL, for telling nodes apart.
+fn origin(url: &Url) -> (Option<String>, Option<u16>) {
+    (url.host_str().map(str::to_owned), url.port_or_known_default())
+}
+
 fn webtransport_url(room: &RoomInfo) -> anyhow::Result<Url> {
     let url = room.webtransport_url.as_deref().context("the server publishes no webtransport_url")?;
     Ok(Url::parse(url)?)

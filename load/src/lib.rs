@@ -65,6 +65,15 @@ pub struct Options {
     #[arg(long = "server", value_name = "NAME=COMMAND")]
     pub servers: Vec<String>,
 
+    /// Cluster: open every WebSocket through the node at this URL, for rooms owned by another node (new rooms are
+    /// made through `--url` until one is), so that every connection is forwarded over NATS.
+    #[arg(long, value_name = "URL", conflicts_with = "to_owner")]
+    pub through: Option<Url>,
+
+    /// Cluster: open every WebSocket at the node that owns the room (its room info's `socket_url`), not `--url`.
+    #[arg(long)]
+    pub to_owner: bool,
+
     #[command(subcommand)]
     pub scenario: Scenario,
 }

@@ -11,7 +11,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::{CONNECT_TIMEOUT, Connector, Received, RoomInfo, Rx, Tx};
+use crate::client::{CONNECT_TIMEOUT, Connector, Received, RoomInfo, Route, Rx, Tx};
 use crate::procstat::{self, Sample};
 use crate::report::{Replay, Report, ServerUsage, Tally};
 use crate::{AppendArgs, FanoutArgs, IdleArgs, Options, RoomsArgs, ScaleArgs, Scenario};
@@ -24,7 +24,12 @@ const LOG_KEY: &str = "log";
 const IDLE_KEY: &str = "idle";
 
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
-    let connector = Connector::new(options.url.clone(), options.transport)?;
+    let route = match (&options.through, options.to_owner) {
+        (Some(through), _) => Route::Through(through.clone()),
+        (None, true) => Route::Owner,
+        (None, false) => Route::Base,
+    };
+    let connector = Connector::with_route(options.url.clone(), options.transport, route)?;
     match &options.scenario {
         Scenario::Fanout(args) => fanout(options, connector, args).await,
         Scenario::Rooms(args) => rooms(options, connector, args).await,

@@ -43,6 +43,8 @@ fn options_for(addr: SocketAddr, transport: Transport, scenario: Scenario) -> Op
         connect_concurrency: 8,
         json_only: true,
         servers: Vec::new(),
+        through: None,
+        to_owner: false,
         scenario,
     }
 }
@@ -215,4 +217,84 @@ async fn side_by_side_runs_each_server_and_compares_with_the_floor() {
     assert!(reports[1].floor_multiple.is_some_and(|m| m > 0.0));
     let table = report::side_by_side_table(&reports);
     assert_eq!(table.lines().count(), 4, "{table}");
+}
+
+/// A `nats-server -js` on a free loopback port (Debian package `nats-server`), killed when dropped.
+struct Nats(std::process::Child, u16, tempfile::TempDir);
+
+impl Nats {
+    fn start() -> Self {
+        let store = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server runs (apt-get install nats-server)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Nats(child, port, store)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_through_a_node_that_forwards_to_the_owner_delivers_everything() {
+    let nats = Nats::start();
+    let mut nodes = Vec::new();
+    for id in ["a", "b"] {
+        let mut config = ServerConfig { host: Ipv4Addr::LOCALHOST.into(), port: 0, ..Default::default() };
+        config.storage = StorageKind::Memory;
+        config.cluster.nats_url = Some(format!("nats://127.0.0.1:{}", nats.1));
+        config.cluster.node_id = Some(id.into());
+        config.limits.max_connects_per_ip_per_second = 0;
+        config.limits.max_messages_per_second = 0;
+        config.limits.max_new_rooms_per_ip_per_second = 0;
+        nodes.push(RunningServer::start(config).await.expect("node starts"));
+    }
+    // Placement needs each node to see the other.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for node in &nodes {
+        let url = format!("http://{}/metrics", node.http_addr());
+        while !reqwest::get(&url).await.unwrap().text().await.unwrap().contains("driftdb_cluster_nodes 2") {
+            assert!(std::time::Instant::now() < deadline, "the nodes did not see each other");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let scenario = Scenario::Fanout(FanoutArgs { subscribers: 10, rate: 200.0, volatile: false });
+    let through = format!("http://{}/", nodes[1].http_addr()).parse().unwrap();
+    let forwarded = Options { through: Some(through), ..options(&nodes[0], Transport::WsJson, scenario.clone()) };
+    let direct = Options { to_owner: true, ..options(&nodes[1], Transport::WsJson, scenario) };
+    let forwarded_sent = || async {
+        let mut sent = 0;
+        for node in &nodes {
+            let text =
+                reqwest::get(format!("http://{}/metrics", node.http_addr())).await.unwrap().text().await.unwrap();
+            let line = text.lines().find(|l| l.starts_with("driftdb_messages_sent_total{transport=\"forwarded\"}"));
+            sent += line.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).unwrap_or(0);
+        }
+        sent
+    };
+    for (options, forwarding) in [(forwarded, true), (direct, false)] {
+        let before = forwarded_sent().await;
+        let report: Report = run(&options).await.expect("the run completes");
+        eprintln!("{}", report.markdown_row());
+        assert!(report.ok(), "{}", report.json());
+        let forwarded_now = forwarded_sent().await - before;
+        assert_eq!(forwarded_now > 0, forwarding, "{forwarded_now} messages went through forwarding");
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
 }
