@@ -219,8 +219,9 @@ async fn side_by_side_runs_each_server_and_compares_with_the_floor() {
     assert_eq!(table.lines().count(), 4, "{table}");
 }
 
-/// A `nats-server -js` on a free loopback port (Debian package `nats-server`), killed when dropped.
-struct Nats(std::process::Child, u16, tempfile::TempDir);
+/// A `nats-server -js` on a free loopback port (Debian package `nats-server`), killed when dropped; its store
+/// directory lives as long as it does.
+struct Nats(std::process::Child, u16, #[allow(dead_code)] tempfile::TempDir);
 
 impl Nats {
     fn start() -> Self {
