@@ -3,9 +3,10 @@
 // by reading the room info again from the API base it used.
 
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
 import { test } from 'node:test'
 import { hostOf, startCluster } from '../../../test-support/cluster.mjs'
-import { Api, DbConnection, FAST, eventually, waitFor } from './helpers.mjs'
+import { Api, DbConnection, FAST, eventually, startServer, waitFor } from './helpers.mjs'
 
 /** The cluster of the running test (each test kills a node, so each starts its own). */
 let cluster
@@ -90,4 +91,59 @@ test(
     timeout: 20_000,
   },
   () => followsTheRoom('follow-the-option', (result, via) => ({ room: { ...result }, api: via.url })),
+)
+
+test(
+  'a room that moved is the same room: connecting again with its first room result resets nothing',
+  {
+    timeout: 20_000,
+  },
+  async () => {
+    // Two plain servers stand for the room's old and new node; a small API answers with the new one's room info.
+    const [first, second] = [await startServer(), await startServer()]
+    const moved = await new Api(second.url).getRoom('moved')
+    const api = createServer((request, response) => {
+      response.setHeader('content-type', 'application/json')
+      response.end(JSON.stringify(request.url === '/room/moved' ? moved : {}))
+    })
+    await new Promise((resolve) => api.listen(0, '127.0.0.1', resolve))
+    const apiUrl = `http://127.0.0.1:${api.address().port}/`
+    const db = new DbConnection()
+    try {
+      const room = await new Api(first.url).getRoom('moved')
+      await db.connect({ ...FAST, room, api: apiUrl })
+      const values = record(db, 'k')
+      const resets = []
+      db.resetListener.addListener((event) => resets.push(event))
+      append(db, 'k', 'on the first')
+      await eventually(() => assert.deepEqual(values, ['on the first']), { what: 'a write on the first server' })
+
+      await first.kill()
+      await waitFor(() => db.status.connected && hostOf(db.dbUrl) === hostOf(second.url), {
+        what: 'the client to move to the second server',
+        timeout: 10_000,
+      })
+      await eventually(() => assert.equal(resets.length, 1), { what: 'the new epoch' })
+      assert.equal(resets[0].roomChanged, false, 'the same room, under a new epoch')
+
+      // The app connects again with the room result it had (e.g. a provider re-rendering): not another room.
+      await db.connect({ ...FAST, room, api: apiUrl })
+      await waitFor(() => db.status.connected && hostOf(db.dbUrl) === hostOf(second.url), {
+        what: 'the client back on the second server',
+        timeout: 10_000,
+      })
+      assert.deepEqual(
+        resets.map((event) => event.roomChanged),
+        [false],
+        'no room change reset',
+      )
+      append(db, 'k', 'on the second')
+      await eventually(() => assert.equal(values.at(-1), 'on the second'), { what: 'a write on the second server' })
+    } finally {
+      db.disconnect()
+      api.close()
+      await first.kill()
+      await second.stop()
+    }
+  },
 )
