@@ -56,7 +56,7 @@ class LogTail {
  *
  * @param {{args?: string[], port?: number, startTimeoutMs?: number}} [options]
  * @returns {Promise<{url: string, port: number, process: import('node:child_process').ChildProcess,
- *   stop: () => Promise<void>, logs: () => string, printLogs: (reason?: string) => void}>}
+ *   stop: () => Promise<void>, kill: () => Promise<void>, logs: () => string, printLogs: (reason?: string) => void}>}
  */
 export async function startServer({ args = [], port = 0, startTimeoutMs = 30_000 } = {}) {
   const bin = process.env.DRIFTDB_BIN || DEFAULT_BIN
@@ -136,6 +136,14 @@ export async function startServer({ args = [], port = 0, startTimeoutMs = 30_000
     process: child,
     logs: () => log.text,
     printLogs,
+    /** Sends SIGKILL (a crash: nothing is cleaned up) and waits for the exit. */
+    async kill() {
+      stopping = true
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL')
+        await exited
+      }
+    },
     /** Sends SIGTERM and waits for the exit; SIGKILL if the server is still up after 5 s. */
     async stop() {
       stopping = true

@@ -88,6 +88,8 @@ export function DriftDBProvider(props: {
         if (!props.room) setRoomId(result.room)
         setRoom(result)
         void db.connect({
+          // Where a reconnect asks for the room again: in a cluster it may have moved to another node.
+          api: props.api,
           ...optionsRef.current,
           token: tokenRef.current.token,
           getToken: tokenRef.current.getToken,

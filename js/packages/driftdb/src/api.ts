@@ -14,6 +14,18 @@ export interface RoomResult {
   certificate_hashes?: CertificateHash[]
 }
 
+/**
+ * The API base each room result came from (`Api.apiUrl`), so that a connection made with `{ room }` can ask the same
+ * API for the room again on a reconnect (in a cluster the owner may have moved). A WeakMap, not a field: the result
+ * keeps the server's JSON shape.
+ */
+const roomSources = new WeakMap<RoomResult, string>()
+
+/** The API base URL `room` was fetched from by an `Api`, if it was. */
+export function roomSource(room: RoomResult): string | undefined {
+  return roomSources.get(room)
+}
+
 export interface OutgoingMessage {
   topic: string
   value: unknown
@@ -32,7 +44,9 @@ export class Api {
     if (!response.ok) {
       throw new Error(`DriftDB API error ${response.status}: ${await response.text().catch(() => '')}`)
     }
-    return (await response.json()) as RoomResult
+    const room = (await response.json()) as RoomResult
+    if (typeof room === 'object' && room !== null) roomSources.set(room, this.apiUrl)
+    return room
   }
 
   /**
@@ -50,8 +64,13 @@ export class Api {
    * @param token A room token (or the admin token), when the server checks tokens.
    */
   async getRoom(roomId: string, token?: string): Promise<RoomResult> {
-    return this.json(await fetch(`${this.apiUrl}room/${encodeURIComponent(roomId)}`, { headers: bearer(token) }))
+    return this.json(await fetch(roomUrl(this.apiUrl, roomId), { headers: bearer(token) }))
   }
+}
+
+/** `GET /room/ID` under the API base `api` (with or without its trailing `/`). */
+export function roomUrl(api: string, roomId: string): string {
+  return `${api.endsWith('/') ? api : `${api}/`}room/${encodeURIComponent(roomId)}`
 }
 
 /** An `Authorization: Bearer` header, or none. */

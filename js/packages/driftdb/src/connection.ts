@@ -18,7 +18,7 @@ import type {
   TransportKind,
   TransportOption,
 } from './types.js'
-import { bearer, type RoomResult } from './api.js'
+import { bearer, roomSource, roomUrl, type RoomResult } from './api.js'
 
 /** Options of `DbConnection.connect`. */
 export interface ConnectOptions {
@@ -26,6 +26,13 @@ export interface ConnectOptions {
   url?: string
   /** A room result from `Api`: supplies `socket_url`, `webtransport_url` and `certificate_hashes`. */
   room?: RoomResult
+  /**
+   * The base URL of the Room API the `room` came from (as given to `Api`). On each reconnection attempt the room's
+   * info is read again there (`GET /room/ID`), then from the socket URL's own host, and a changed `socket_url`,
+   * `webtransport_url` or `certificate_hashes` is used: in a cluster, a room whose node died moves to another node.
+   * Defaults to the `Api` that returned `room`.
+   */
+  api?: string
   /** Use CBOR on the WebSocket (byte strings round-trip as `Uint8Array`). Default false. */
   cbor?: boolean
   /** `auto` (default), `webtransport` or `websocket`. */
@@ -160,6 +167,8 @@ export class DbConnection {
   private lastGetId = 0
   /** A ping sent after an `error`: its pong settles every `get` sent before it (see onError). */
   private refusalCheck: { nonce: number; lastGetId: number } | null = null
+  /** Every socket URL (without `?cbor`) this room was reached at: room info may move it to another node. */
+  private roomUrls = new Set<string>()
   /** The token the current connection was opened with (or refreshed to). */
   private token: string | null = null
   private tokenRefresh: ReturnType<typeof setTimeout> | null = null
@@ -183,6 +192,7 @@ export class DbConnection {
       opts.url ??= room.socket_url
       opts.webtransportUrl ??= room.webtransport_url
       opts.certificateHashes ??= room.certificate_hashes
+      opts.api ??= roomSource(room)
     }
     if (!opts.url) throw new Error('DbConnection.connect needs a socket URL or a room')
     const merged = { ...DEFAULTS, ...stripUndefined(opts) }
@@ -197,10 +207,12 @@ export class DbConnection {
     this.attempt = 0
     this.tries = 0
     const session = ++this.session
-    if (previousUrl !== null && previousUrl.replace(/[?&]cbor=true/, '') !== url.replace(/[?&]cbor=true/, '')) {
+    if (previousUrl !== null && !this.roomUrls.has(withoutCbor(url))) {
       // Another room: what we know of each key no longer applies.
       for (const [key, ks] of this.keys) this.resetKey(key, ks, '')
+      this.roomUrls.clear()
     }
+    this.roomUrls.add(withoutCbor(url))
     const promise = new Promise<void>((resolve) => this.waiters.push(resolve))
     this.startAttempt(session)
     return promise
@@ -214,8 +226,9 @@ export class DbConnection {
   private startAttempt(session: number) {
     if (session !== this.session || this.closed) return
     this.reconnectLoopHandle = null
-    // On retries, fetch the room again: a restarted server has a new certificate (and hash) for WebTransport.
-    const refresh = this.tries++ > 0 ? this.refreshRoom() : Promise.resolve()
+    // On retries, fetch the room again: it may have moved to another node of a cluster, and a restarted server has a
+    // new certificate (and hash) for WebTransport.
+    const refresh = this.tries++ > 0 ? this.refreshRoom(session) : Promise.resolve()
     refresh
       .then(() => this.fetchToken())
       .then(() => {
@@ -279,29 +292,42 @@ export class DbConnection {
     this.tokenRefresh = null
   }
 
-  /** Re-reads the room (`GET /room/ID`) for fresh WebTransport details, when they came from a room result. */
-  private async refreshRoom(): Promise<void> {
+  /**
+   * Re-reads the room (`GET /room/ID`) when the options came from a room result: from the API base the room came from
+   * (`api`), else (or when that fails) from the socket URL's own host. Adopts the answer's `socket_url` (in a cluster,
+   * the room's current owner) and WebTransport URL and certificate hashes (a restarted server has a new certificate),
+   * each only where the option in use is the room's own.
+   */
+  private async refreshRoom(session: number): Promise<void> {
     const o = this.options
     const room = o.room
-    if (!room || o.transport === 'websocket' || o.webtransportUrl !== room.webtransport_url) return
+    if (!room || typeof fetch !== 'function') return
     const WT = o.WebTransport ?? (globalThis as { WebTransport?: unknown }).WebTransport
-    if (WT === undefined || typeof fetch !== 'function') return
-    const url = roomInfoUrl(room.socket_url)
-    if (!url) return
-    const controller = new AbortController()
-    const timer = setTimeout(() => controller.abort(), 2_000)
-    try {
-      const response = await fetch(url, { signal: controller.signal, headers: bearer(this.token) })
-      if (!response.ok) return
-      const fresh = (await response.json()) as RoomResult
-      if (fresh.room !== room.room) return
-      o.room = { ...room, webtransport_url: fresh.webtransport_url, certificate_hashes: fresh.certificate_hashes }
-      o.webtransportUrl = fresh.webtransport_url
-      o.certificateHashes = fresh.certificate_hashes
-    } catch {
-      // Keep what we had.
-    } finally {
-      clearTimeout(timer)
+    const urlFromRoom = o.url === room.socket_url
+    const wtFromRoom = o.webtransportUrl === room.webtransport_url && o.transport !== 'websocket' && WT !== undefined
+    if (!urlFromRoom && !wtFromRoom) return
+    const sources = [o.api ? roomUrl(o.api, room.room) : null, roomInfoUrl(room.socket_url)]
+    for (const source of new Set(sources)) {
+      if (source === null) continue
+      const fresh = await fetchRoom(source, this.token)
+      if (session !== this.session || this.options !== o) return
+      if (!fresh || fresh.room !== room.room || typeof fresh.socket_url !== 'string') continue
+      const next: RoomResult = { ...room }
+      if (urlFromRoom) {
+        next.socket_url = fresh.socket_url
+        next.http_url = fresh.http_url
+        o.url = fresh.socket_url
+        this.dbUrl = socketUrl(fresh.socket_url, this.cbor)
+        this.roomUrls.add(withoutCbor(this.dbUrl))
+      }
+      if (o.webtransportUrl === room.webtransport_url) {
+        next.webtransport_url = fresh.webtransport_url
+        next.certificate_hashes = fresh.certificate_hashes
+        o.webtransportUrl = fresh.webtransport_url
+        o.certificateHashes = fresh.certificate_hashes
+      }
+      o.room = next
+      return
     }
   }
 
@@ -725,6 +751,27 @@ export function roomInfoUrl(socket: string): string | null {
   } catch {
     return null
   }
+}
+
+/** `GET url` as a room result; null on any failure (unreachable, an error status, 2 s without an answer). */
+async function fetchRoom(url: string, token: string | null): Promise<RoomResult | null> {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(), 2_000)
+  try {
+    const response = await fetch(url, { signal: controller.signal, headers: bearer(token) })
+    if (!response.ok) return null
+    const fresh = (await response.json()) as RoomResult | null
+    return typeof fresh === 'object' && fresh !== null ? fresh : null
+  } catch {
+    return null
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** A socket URL without its `cbor=true` parameter: the same room either way. */
+function withoutCbor(url: string): string {
+  return url.replace(/[?&]cbor=true/, '')
 }
 
 /** `url` with `?token=` set (tokens are base64url and dots: nothing to escape). */
