@@ -18,6 +18,7 @@ use tracing::{Instrument, info_span};
 
 use crate::auth;
 use crate::close::CloseReason;
+use crate::cluster::Route;
 use crate::context::Context;
 use crate::driver::{self, Liveness};
 use crate::http::{ApiError, DrainBeforeClose, parse_room_id};
@@ -79,9 +80,16 @@ pub async fn connect(
     let token = auth::request_token(&headers, query.as_deref());
     let grant = context.auth.admit(token, &id, flags.debug)?;
     let token = token.map(str::to_owned);
-    let admitted = context.admission.check_connect_rate(peer.ip());
-    // In a cluster, found before the upgrade: a cluster that cannot say where the room is answers 503.
-    let route = context.route(&id).await.map_err(ApiError::unavailable)?;
+    // In a cluster, a room nobody can serve right now (its owner died and its lease has not ended, or NATS is
+    // gone) is told like a limit, after the upgrade: 1001, so that every client (the 1.0.12 one too, which
+    // cannot see a refused upgrade's status and rejects a promise nobody handles) simply reconnects.
+    let (route, admitted) = match context.route(&id).await {
+        Ok(route) => (route, context.admission.check_connect_rate(peer.ip())),
+        Err(error) => {
+            tracing::debug!(room = %id, %error, "no node serves the room now");
+            (Route::Here, Err(CloseReason::GoingAway))
+        }
+    };
     let limit = context.config.max_message_bytes;
     let upgrade = upgrade.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER);
     Ok(upgrade.on_upgrade(move |socket| {
