@@ -3,6 +3,7 @@
 mod common;
 mod wt_support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -470,4 +471,85 @@ async fn malformed_datagrams_count_against_the_message_rate() {
     assert_eq!(flooder.closed_code().await, Some(4002));
     bystander.send(&push("k", Action::Append, json!(1))).await;
     assert!(matches!(bystander.recv().await, ServerMessage::Push { .. }));
+}
+
+#[tokio::test]
+async fn a_request_stream_without_headers_is_closed_at_the_header_timeout() {
+    let server = Server::start_with(|c| c.limits.http_header_timeout_ms = 500).await;
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    let quic = raw_quic(&server).await;
+    let started = Instant::now();
+    let (mut send, _recv) = quic.open_bi().await.expect("a request stream opens");
+    // The start of a HEADERS frame (type 1, 100 bytes announced) and then nothing: the stream exists on the wire but
+    // its headers never come.
+    send.write_all(&[0x01, 0x40, 0x64]).await.expect("written");
+    within("the connection closes", quic.closed()).await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(400), "closed after {waited:?}, before the deadline");
+    assert!(waited < Duration::from_secs(3), "closed only after {waited:?}");
+    // The room's session is unaffected.
+    bystander.send(&ClientMessage::Ping { nonce: Some(5) }).await;
+    assert_eq!(bystander.recv().await, ServerMessage::Pong { nonce: Some(5) });
+    assert_eq!(server.connection_count(&room), 1);
+}
+
+/// A bare QUIC connection to the server's WebTransport port with ALPN `h3`, trusting any certificate: for requests
+/// no WebTransport or HTTP/3 client would send.
+async fn raw_quic(server: &Server) -> quinn::Connection {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut crypto = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).expect("a QUIC client config");
+    let mut endpoint = quinn::Endpoint::client((std::net::Ipv4Addr::LOCALHOST, 0).into()).expect("endpoint");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let port = server.running().webtransport_port().expect("WebTransport is on");
+    let connecting = endpoint.connect((std::net::Ipv4Addr::LOCALHOST, port).into(), "localhost").expect("connect");
+    within("QUIC handshake", connecting).await.expect("QUIC handshake")
+}
+
+/// Accepts whatever certificate the server shows (the raw tests are about HTTP/3, not TLS).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

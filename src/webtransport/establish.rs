@@ -18,8 +18,6 @@ use crate::close::CloseReason;
 use crate::context::ServerContext;
 use crate::engine::{Member, Outbox};
 
-/// Longest wait for the CONNECT request after the QUIC handshake.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the client's SETTINGS once its CONNECT request has arrived.
 const SETTINGS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a refused client gets to read its status before the connection goes.
@@ -64,9 +62,9 @@ pub(super) async fn establish(incoming: quinn::Incoming, context: &ServerContext
         .send_grease(true)
         .build(h3_quinn::Connection::new(quic.clone()))
         .await?;
-    // One deadline for the request stream and its headers: a client that opens the stream and never sends the
-    // HEADERS frame must not hold this task and its connection forever.
-    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    // One deadline for the request stream and its headers, the HTTP listener's header timeout: a client that opens
+    // the stream and never sends the HEADERS frame must not hold this task and its connection forever.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(context.config.limits.http_header_timeout_ms);
     let resolver = tokio::time::timeout_at(deadline, h3.accept())
         .await
         .map_err(|_| SetupError::Timeout("the CONNECT request"))??
