@@ -496,6 +496,90 @@ async fn a_request_stream_without_headers_is_closed_at_the_header_timeout() {
     assert_eq!(server.connection_count(&room), 1);
 }
 
+#[tokio::test]
+async fn an_extended_connect_for_another_protocol_is_refused_on_its_own_stream() {
+    let server = Server::start().await;
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    let port = server.running().webtransport_port().unwrap();
+    let quic = raw_quic(&server).await;
+    // `:protocol websocket` (RFC 9220), written by hand: h3's client cannot send it, and h3's server cannot parse it,
+    // so h3 resets the request stream with H3_MESSAGE_ERROR before the server sees the request (see
+    // `establish::next_session_request`). What matters is that only that stream goes.
+    let (mut send, mut recv) = quic.open_bi().await.expect("a request stream opens");
+    let authority = format!("localhost:{port}");
+    let path = format!("/room/{room}/connect");
+    let fields = [
+        (":method", "CONNECT"),
+        (":scheme", "https"),
+        (":authority", authority.as_str()),
+        (":path", path.as_str()),
+        (":protocol", "websocket"),
+    ];
+    send.write_all(&headers_frame(&fields)).await.expect("written");
+    match within("the request stream's end", recv.read_to_end(1024)).await {
+        Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => assert_eq!(code.into_inner(), 0x10e),
+        other => panic!("expected a reset with H3_MESSAGE_ERROR, got {other:?}"),
+    }
+    // A protocol h3 knows but the server does not serve (`connect-udp`), then a plain GET, on the same connection:
+    // each is answered 400 on its own stream.
+    let (mut driver, mut requests) =
+        within("HTTP/3 client", h3::client::new(h3_quinn::Connection::new(quic.clone()))).await.expect("HTTP/3");
+    let driving = tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+    let uri = format!("https://{authority}{path}");
+    let mut connect_udp = http::Request::builder().method(http::Method::CONNECT).uri(&uri).body(()).unwrap();
+    connect_udp.extensions_mut().insert(h3::ext::Protocol::CONNECT_UDP);
+    let get_request = http::Request::builder().method(http::Method::GET).uri(&uri).body(()).unwrap();
+    for request in [connect_udp, get_request] {
+        let what = format!("{} {:?}", request.method(), request.extensions().get::<h3::ext::Protocol>());
+        let mut stream = within("send request", requests.send_request(request)).await.expect("request sent");
+        let response = within("response", stream.recv_response()).await.expect("a response");
+        assert_eq!(response.status(), http::StatusCode::BAD_REQUEST, "{what}");
+    }
+    // The connection is still open after all three, and the room's session is unaffected.
+    assert!(quic.close_reason().is_none(), "closed: {:?}", quic.close_reason());
+    bystander.send(&ClientMessage::Ping { nonce: Some(6) }).await;
+    assert_eq!(bystander.recv().await, ServerMessage::Pong { nonce: Some(6) });
+    driving.abort();
+}
+
+/// An HTTP/3 HEADERS frame carrying `fields` as QPACK literals (no table, no Huffman), which any decoder accepts.
+fn headers_frame(fields: &[(&str, &str)]) -> Vec<u8> {
+    // Required insert count 0, base 0: no dynamic table.
+    let mut block = vec![0x00, 0x00];
+    for (name, value) in fields {
+        // Literal field line with literal name: 001 N H and a 3-bit prefix of the name's length.
+        qpack_integer(&mut block, 0x20, 3, name.len());
+        block.extend_from_slice(name.as_bytes());
+        qpack_integer(&mut block, 0x00, 7, value.len());
+        block.extend_from_slice(value.as_bytes());
+    }
+    let mut frame = vec![0x01];
+    // A two-byte QUIC varint length is enough for these.
+    assert!(block.len() < 1 << 14);
+    frame.extend_from_slice(&(0x4000 | block.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&block);
+    frame
+}
+
+/// An HPACK/QPACK prefixed integer (RFC 7541 section 5.1) after the `flags` bits of its first byte.
+fn qpack_integer(out: &mut Vec<u8>, flags: u8, prefix_bits: u32, value: usize) {
+    let max = (1usize << prefix_bits) - 1;
+    if value < max {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    let mut rest = value - max;
+    while rest >= 0x80 {
+        out.push((rest % 0x80) as u8 | 0x80);
+        rest /= 0x80;
+    }
+    out.push(rest as u8);
+}
+
 /// A bare QUIC connection to the server's WebTransport port with ALPN `h3`, trusting any certificate: for requests
 /// no WebTransport or HTTP/3 client would send.
 async fn raw_quic(server: &Server) -> quinn::Connection {
