@@ -750,3 +750,27 @@ async fn messages_far_larger_than_the_read_buffer_arrive_whole() {
     sender.send_frame(Message::text(msg::relay_text_of_len("k", LIMIT + 1))).await;
     assert_eq!(sender.expect_close().await.code, 1009);
 }
+
+#[tokio::test]
+async fn a_four_megabyte_value_arrives_intact_as_a_push_and_in_a_replay() {
+    let server = TestServer::start_with(|config| {
+        config.max_message_bytes = 8 << 20;
+        config.outbox_bytes = 16 << 20;
+    })
+    .await;
+    let room = server.create_room().await;
+    let mut watcher = server.connect(&room, Encoding::Json).await;
+    watcher.subscribe("big").await;
+    // 4 MB that a truncated, reordered or misjoined reassembly would change: a counter pattern.
+    let value: String = (0..4_000_000u32).map(|n| char::from(b'a' + (n % 26) as u8)).collect();
+    let mut writer = server.connect(&room, Encoding::Cbor).await;
+    writer.send(&msg::append("big", json!(value))).await;
+    let (seq, pushed) = watcher.expect_push("big").await;
+    assert_eq!(pushed.as_str().map(str::len), Some(value.len()));
+    assert!(pushed == json!(value), "the pushed value differs");
+    let mut late = server.connect(&room, Encoding::Json).await;
+    let init = late.subscribe("big").await;
+    let data = init["data"].as_array().expect("init data");
+    assert_eq!((data.len(), seq_of(&data[0])), (1, seq));
+    assert!(data[0]["value"] == json!(value), "the replayed value differs");
+}
