@@ -7,15 +7,16 @@
 //! - [`socket`]: the socket's halves as the driver's transport.
 
 mod socket;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use tracing::{Instrument, info_span};
+use upgrade::{WebSocket, WebSocketUpgrade};
 
 use crate::auth::{self, Access, Grant};
 use crate::close::CloseReason;
