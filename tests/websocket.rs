@@ -835,3 +835,13 @@ async fn a_large_message_goes_as_16_kib_fragments_and_a_small_one_as_one_frame()
     let b0 = within("pong frame", tcp.read_u8()).await.unwrap();
     assert_eq!(b0, 0x81, "a final text frame");
 }
+
+#[tokio::test]
+async fn a_connect_that_is_not_an_upgrade_is_refused_as_axum_refused_it() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let plain = server.get(&format!("/room/{room}/connect")).await;
+    assert_eq!(plain.status(), reqwest::StatusCode::BAD_REQUEST);
+    let post = server.post(&format!("/room/{room}/connect"), "").await;
+    assert_eq!(post.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+}

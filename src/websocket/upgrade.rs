@@ -47,7 +47,7 @@ impl IntoResponse for UpgradeRejection {
     fn into_response(self) -> Response {
         let status = match self {
             UpgradeRejection::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
-            UpgradeRejection::NoUpgradeWebsocket | UpgradeRejection::NotUpgradable => StatusCode::UPGRADE_REQUIRED,
+            UpgradeRejection::NotUpgradable => StatusCode::UPGRADE_REQUIRED,
             _ => StatusCode::BAD_REQUEST,
         };
         (status, self.to_string()).into_response()
