@@ -230,7 +230,8 @@ pub struct LimitsConfig {
     #[arg(long, default_value_t = 4_096)]
     pub max_http_connections: usize,
 
-    /// Milliseconds a client has to send a request's headers (idle keep-alive connections close after it too).
+    /// Milliseconds a client has to send a request's headers (idle keep-alive connections close after it too); a
+    /// WebTransport client has as long from its QUIC handshake to its CONNECT request's headers.
     #[arg(long, default_value_t = 10_000)]
     pub http_header_timeout_ms: u64,
 

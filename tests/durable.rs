@@ -105,6 +105,49 @@ async fn writes_over_every_transport_survive_a_clean_restart_with_the_same_epoch
     server.shutdown().await;
 }
 
+/// The server's own runtime is multi-threaded, where a room's first load from disk leaves the async worker
+/// (`block_in_place` in the storage journal); the other tests run on a current-thread runtime, where it cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_rooms_load_on_a_multi_threaded_runtime_while_other_tasks_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on(dir.path()).await;
+    let rooms: Vec<String> = (0..8).map(|n| format!("loaded{n}")).collect();
+    for (n, room) in rooms.iter().enumerate() {
+        server.send(room, &msg::append("log", json!(n))).await;
+    }
+    server.shutdown().await;
+
+    let server = start_on(dir.path()).await;
+    // A task that must keep ticking on the same runtime while the rooms load.
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    // Every room's first connect loads it, all at once.
+    let clients = rooms.iter().map(|room| server.connect_with(room, EXT, Encoding::Json));
+    let mut clients = futures_util::future::join_all(clients).await;
+    for (n, client) in clients.iter_mut().enumerate() {
+        let (_epoch, data) = replay(client, "log").await;
+        assert_eq!(data, vec![(json!(n), 1)], "room {n} loaded from disk");
+    }
+    let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    within("the ticker ticks", async {
+        while ticks.load(std::sync::atomic::Ordering::Relaxed) == before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    ticker.abort();
+    drop(clients);
+    server.shutdown().await;
+}
+
 /// The `driftdb` binary on a data directory, killed when dropped.
 struct Binary(ServerProcess);
 

@@ -750,3 +750,98 @@ async fn messages_far_larger_than_the_read_buffer_arrive_whole() {
     sender.send_frame(Message::text(msg::relay_text_of_len("k", LIMIT + 1))).await;
     assert_eq!(sender.expect_close().await.code, 1009);
 }
+
+#[tokio::test]
+async fn a_four_megabyte_value_arrives_intact_as_a_push_and_in_a_replay() {
+    let server = TestServer::start_with(|config| {
+        config.max_message_bytes = 8 << 20;
+        config.outbox_bytes = 16 << 20;
+    })
+    .await;
+    let room = server.create_room().await;
+    let mut watcher = server.connect(&room, Encoding::Json).await;
+    watcher.subscribe("big").await;
+    // 4 MB that a truncated, reordered or misjoined reassembly would change: a counter pattern.
+    let value: String = (0..4_000_000u32).map(|n| char::from(b'a' + (n % 26) as u8)).collect();
+    let mut writer = server.connect(&room, Encoding::Cbor).await;
+    writer.send(&msg::append("big", json!(value))).await;
+    let (seq, pushed) = watcher.expect_push("big").await;
+    assert_eq!(pushed.as_str().map(str::len), Some(value.len()));
+    assert!(pushed == json!(value), "the pushed value differs");
+    let mut late = server.connect(&room, Encoding::Json).await;
+    let init = late.subscribe("big").await;
+    let data = init["data"].as_array().expect("init data");
+    assert_eq!((data.len(), seq_of(&data[0])), (1, seq));
+    assert!(data[0]["value"] == json!(value), "the replayed value differs");
+}
+
+#[tokio::test]
+async fn a_large_message_goes_as_16_kib_fragments_and_a_small_one_as_one_frame() {
+    use common::within;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let value = "y".repeat(200_000);
+    server.send(&room, &msg::append("big", json!(value))).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let request = format!(
+        "GET /room/{room}/connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(within("handshake", tcp.read_u8()).await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    // A masked text frame (a zero mask) carrying the `get`.
+    let get = msg::get("big", json!(0)).to_string();
+    let mut frame = vec![0x81, 0x80 | get.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(get.as_bytes());
+    tcp.write_all(&frame).await.unwrap();
+    // Frames as they arrive: (final, opcode, payload).
+    let mut frames = Vec::new();
+    loop {
+        let (b0, b1) = (within("frame", tcp.read_u8()).await.unwrap(), tcp.read_u8().await.unwrap());
+        let len = match b1 & 0x7f {
+            126 => tcp.read_u16().await.unwrap() as usize,
+            127 => tcp.read_u64().await.unwrap() as usize,
+            n => n as usize,
+        };
+        let mut payload = vec![0; len];
+        tcp.read_exact(&mut payload).await.unwrap();
+        let fin = b0 & 0x80 != 0;
+        frames.push((fin, b0 & 0x0f, payload));
+        if fin && frames.len() > 1 {
+            break;
+        }
+    }
+    let (first, rest) = frames.split_first().unwrap();
+    assert_eq!((first.0, first.1, first.2.len()), (false, 0x1, 16 * 1024), "a text frame of 16 KiB, not final");
+    for (n, (fin, opcode, payload)) in rest.iter().enumerate() {
+        assert_eq!(*opcode, 0x0, "frame {} is a continuation", n + 1);
+        assert!(payload.len() <= 16 * 1024);
+        assert_eq!(*fin, n + 1 == rest.len());
+    }
+    let message: Vec<u8> = frames.iter().flat_map(|(_, _, payload)| payload.clone()).collect();
+    let init: Value = serde_json::from_slice(&message).expect("the fragments join into one JSON message");
+    assert_eq!(init["type"], "init");
+    assert!(init["data"][0]["value"] == json!(value));
+    // A small reply is one final frame.
+    let ping = msg::ping(7).to_string();
+    let mut frame = vec![0x81, 0x80 | ping.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(ping.as_bytes());
+    tcp.write_all(&frame).await.unwrap();
+    let b0 = within("pong frame", tcp.read_u8()).await.unwrap();
+    assert_eq!(b0, 0x81, "a final text frame");
+}
+
+#[tokio::test]
+async fn a_connect_that_is_not_an_upgrade_is_refused_as_axum_refused_it() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let plain = server.get(&format!("/room/{room}/connect")).await;
+    assert_eq!(plain.status(), reqwest::StatusCode::BAD_REQUEST);
+    let post = server.post(&format!("/room/{room}/connect"), "").await;
+    assert_eq!(post.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -3,6 +3,7 @@
 mod common;
 mod wt_support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -391,24 +392,14 @@ async fn limits_close_the_session_with_the_websocket_close_codes() {
 }
 
 #[tokio::test]
-async fn client_opened_streams_are_bounded_to_what_the_protocol_uses() {
+async fn client_opened_bidirectional_streams_are_bounded_to_what_the_protocol_uses() {
     let server = Server::start().await;
     let room = server.new_room().await["room"].as_str().unwrap().to_owned();
     let mut bystander = server.connect_wt(&room).await;
     bystander.send(&get("k", Replay::After(0))).await;
     bystander.recv().await;
     let session = open_session(&server, &room, None).await.expect("session opens");
-    // The server grants six unidirectional streams in all (HTTP/3's own included), not quinn's 100.
-    let mut opened = Vec::new();
-    for _ in 0..20 {
-        match tokio::time::timeout(Duration::from_millis(300), session.open_uni()).await {
-            Ok(Ok(stream)) => opened.push(stream),
-            Ok(Err(error)) => panic!("open_uni failed: {error}"),
-            Err(_) => break,
-        }
-    }
-    assert!(opened.len() <= 5, "{} unidirectional streams were granted", opened.len());
-    // Bidirectional: the control stream and one of slack besides the CONNECT.
+    // The control stream and one of slack besides the CONNECT, not quinn's 100.
     let mut bidi = Vec::new();
     for _ in 0..20 {
         match tokio::time::timeout(Duration::from_millis(300), session.open_bi()).await {
@@ -421,6 +412,42 @@ async fn client_opened_streams_are_bounded_to_what_the_protocol_uses() {
     // Others are unaffected.
     bystander.send(&push("k", Action::Append, json!(1))).await;
     assert!(matches!(bystander.recv().await, ServerMessage::Push { .. }));
+}
+
+#[tokio::test]
+async fn client_unidirectional_streams_are_stopped_and_their_credit_returned() {
+    let server = Server::start().await;
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    let mut client = server.connect_wt(&room).await;
+    client.send(&get("k", Replay::After(0))).await;
+    client.recv().await;
+    // 1,000 streams of 16 KiB each: 16 MB, eight times the connection's receive window, through a limit of six
+    // unidirectional streams at a time (HTTP/3's own three among them). Had the server kept any of them, the opens
+    // would block on the stream limit or the writes on flow control.
+    let payload = vec![7u8; 16 * 1024];
+    within("1,000 unidirectional streams opened, written and stopped", async {
+        for _ in 0..1000 {
+            let mut stream = client.session.open_uni().await.expect("a unidirectional stream opens");
+            match stream.write_all(&payload).await {
+                Ok(()) | Err(web_transport_quinn::WriteError::Stopped(_)) => {}
+                Err(error) => panic!("unexpected write error: {error}"),
+            }
+            // Stopped by the server (its bytes discarded), not merely left unread. Dropping it then resets it, as
+            // RFC 9000 asks of a stopped sender, which frees its place for the next one.
+            assert_eq!(stream.stopped().await.expect("the session is open"), Some(0));
+        }
+    })
+    .await;
+    // The session itself keeps working, and the room's other session is unaffected.
+    client.send(&ClientMessage::Ping { nonce: Some(3) }).await;
+    assert_eq!(client.recv().await, ServerMessage::Pong { nonce: Some(3) });
+    bystander.send(&push("k", Action::Append, json!(1))).await;
+    assert!(matches!(bystander.recv().await, ServerMessage::Push { .. }));
+    assert!(matches!(client.recv().await, ServerMessage::Push { .. }));
+    assert_eq!(server.connection_count(&room), 2);
 }
 
 #[tokio::test]
@@ -444,4 +471,169 @@ async fn malformed_datagrams_count_against_the_message_rate() {
     assert_eq!(flooder.closed_code().await, Some(4002));
     bystander.send(&push("k", Action::Append, json!(1))).await;
     assert!(matches!(bystander.recv().await, ServerMessage::Push { .. }));
+}
+
+#[tokio::test]
+async fn a_request_stream_without_headers_is_closed_at_the_header_timeout() {
+    let server = Server::start_with(|c| c.limits.http_header_timeout_ms = 500).await;
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    let quic = raw_quic(&server).await;
+    let started = Instant::now();
+    let (mut send, _recv) = quic.open_bi().await.expect("a request stream opens");
+    // The start of a HEADERS frame (type 1, 100 bytes announced) and then nothing: the stream exists on the wire but
+    // its headers never come.
+    send.write_all(&[0x01, 0x40, 0x64]).await.expect("written");
+    within("the connection closes", quic.closed()).await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(400), "closed after {waited:?}, before the deadline");
+    assert!(waited < Duration::from_secs(3), "closed only after {waited:?}");
+    // The room's session is unaffected.
+    bystander.send(&ClientMessage::Ping { nonce: Some(5) }).await;
+    assert_eq!(bystander.recv().await, ServerMessage::Pong { nonce: Some(5) });
+    assert_eq!(server.connection_count(&room), 1);
+}
+
+#[tokio::test]
+async fn an_extended_connect_for_another_protocol_is_refused_on_its_own_stream() {
+    let server = Server::start().await;
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    let port = server.running().webtransport_port().unwrap();
+    let quic = raw_quic(&server).await;
+    // `:protocol websocket` (RFC 9220), written by hand: h3's client cannot send it, and h3's server cannot parse it,
+    // so h3 resets the request stream with H3_MESSAGE_ERROR before the server sees the request (see
+    // `establish::next_session_request`). What matters is that only that stream goes.
+    let (mut send, mut recv) = quic.open_bi().await.expect("a request stream opens");
+    let authority = format!("localhost:{port}");
+    let path = format!("/room/{room}/connect");
+    let fields = [
+        (":method", "CONNECT"),
+        (":scheme", "https"),
+        (":authority", authority.as_str()),
+        (":path", path.as_str()),
+        (":protocol", "websocket"),
+    ];
+    send.write_all(&headers_frame(&fields)).await.expect("written");
+    match within("the request stream's end", recv.read_to_end(1024)).await {
+        Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => assert_eq!(code.into_inner(), 0x10e),
+        other => panic!("expected a reset with H3_MESSAGE_ERROR, got {other:?}"),
+    }
+    // A protocol h3 knows but the server does not serve (`connect-udp`), then a plain GET, on the same connection:
+    // each is answered 400 on its own stream.
+    let (mut driver, mut requests) =
+        within("HTTP/3 client", h3::client::new(h3_quinn::Connection::new(quic.clone()))).await.expect("HTTP/3");
+    let driving = tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+    let uri = format!("https://{authority}{path}");
+    let mut connect_udp = http::Request::builder().method(http::Method::CONNECT).uri(&uri).body(()).unwrap();
+    connect_udp.extensions_mut().insert(h3::ext::Protocol::CONNECT_UDP);
+    let get_request = http::Request::builder().method(http::Method::GET).uri(&uri).body(()).unwrap();
+    for request in [connect_udp, get_request] {
+        let what = format!("{} {:?}", request.method(), request.extensions().get::<h3::ext::Protocol>());
+        let mut stream = within("send request", requests.send_request(request)).await.expect("request sent");
+        let response = within("response", stream.recv_response()).await.expect("a response");
+        assert_eq!(response.status(), http::StatusCode::BAD_REQUEST, "{what}");
+    }
+    // The connection is still open after all three, and the room's session is unaffected.
+    assert!(quic.close_reason().is_none(), "closed: {:?}", quic.close_reason());
+    bystander.send(&ClientMessage::Ping { nonce: Some(6) }).await;
+    assert_eq!(bystander.recv().await, ServerMessage::Pong { nonce: Some(6) });
+    driving.abort();
+}
+
+/// An HTTP/3 HEADERS frame carrying `fields` as QPACK literals (no table, no Huffman), which any decoder accepts.
+fn headers_frame(fields: &[(&str, &str)]) -> Vec<u8> {
+    // Required insert count 0, base 0: no dynamic table.
+    let mut block = vec![0x00, 0x00];
+    for (name, value) in fields {
+        // Literal field line with literal name: 001 N H and a 3-bit prefix of the name's length.
+        qpack_integer(&mut block, 0x20, 3, name.len());
+        block.extend_from_slice(name.as_bytes());
+        qpack_integer(&mut block, 0x00, 7, value.len());
+        block.extend_from_slice(value.as_bytes());
+    }
+    let mut frame = vec![0x01];
+    // A two-byte QUIC varint length is enough for these.
+    assert!(block.len() < 1 << 14);
+    frame.extend_from_slice(&(0x4000 | block.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&block);
+    frame
+}
+
+/// An HPACK/QPACK prefixed integer (RFC 7541 section 5.1) after the `flags` bits of its first byte.
+fn qpack_integer(out: &mut Vec<u8>, flags: u8, prefix_bits: u32, value: usize) {
+    let max = (1usize << prefix_bits) - 1;
+    if value < max {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    let mut rest = value - max;
+    while rest >= 0x80 {
+        out.push((rest % 0x80) as u8 | 0x80);
+        rest /= 0x80;
+    }
+    out.push(rest as u8);
+}
+
+/// A bare QUIC connection to the server's WebTransport port with ALPN `h3`, trusting any certificate: for requests
+/// no WebTransport or HTTP/3 client would send.
+async fn raw_quic(server: &Server) -> quinn::Connection {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut crypto = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).expect("a QUIC client config");
+    let mut endpoint = quinn::Endpoint::client((std::net::Ipv4Addr::LOCALHOST, 0).into()).expect("endpoint");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let port = server.running().webtransport_port().expect("WebTransport is on");
+    let connecting = endpoint.connect((std::net::Ipv4Addr::LOCALHOST, port).into(), "localhost").expect("connect");
+    within("QUIC handshake", connecting).await.expect("QUIC handshake")
+}
+
+/// Accepts whatever certificate the server shows (the raw tests are about HTTP/3, not TLS).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -138,8 +138,19 @@ impl Journal for DiskJournal {
         }
     }
 
+    /// The engine is synchronous and I/O-free, so it calls this from whatever thread opens the room: for a client's
+    /// first connect that is a tokio worker, where waiting for the storage thread's read (and any commit before it)
+    /// would stall every task on that worker. `block_in_place` hands the worker's other tasks to a new thread for the
+    /// wait. It needs the multi-threaded runtime the server runs on; anywhere else (a current-thread runtime, a plain
+    /// thread) the wait happens in place.
     fn load(&self, room: &RoomId) -> Result<Option<StoredRoom>, StorageUnavailable> {
-        self.ask(|reply| Request::Load(room.clone(), reply))
+        let load = || self.ask(|reply| Request::Load(room.clone(), reply));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(load)
+            }
+            _ => load(),
+        }
     }
 
     fn is_durable(&self) -> bool {

@@ -7,14 +7,15 @@
 //! - [`socket`]: the socket's halves as the driver's transport.
 
 mod socket;
+mod upgrade;
 
 use std::net::SocketAddr;
 
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use tracing::{Instrument, info_span};
+use upgrade::{WebSocket, WebSocketUpgrade};
 
 use crate::auth;
 use crate::close::CloseReason;

@@ -1,10 +1,17 @@
 //! The two halves of an upgraded WebSocket, as the [driver](crate::driver) sees them: frames in, batches of frames
 //! out, close frames with their codes.
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tracing::debug;
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+
+use super::upgrade::WebSocket;
+use crate::driver::LARGE_WRITE;
 
 use crate::close::CloseReason;
 use crate::driver::{Closing, Departure, Inbound, TransportReader, TransportWriter};
@@ -39,6 +46,8 @@ impl TransportReader for WsReader {
                 // The answer to our keepalive: a quiet peer that answers is not idle.
                 Message::Pong(_) => Inbound::Alive,
                 Message::Close(_) => Inbound::Left(Departure::Goodbye),
+                // tungstenite reassembles fragments itself: a raw frame is never read.
+                Message::Frame(_) => continue,
             };
         }
     }
@@ -61,13 +70,12 @@ impl TransportReader for WsReader {
 
 /// What a failed read means: a broken rule has its close code (RFC 6455 7.4.1); I/O errors and resets mean the peer
 /// is gone, with nothing to tell.
-fn inbound_for(error: axum::Error) -> Inbound {
-    let error = error.into_inner();
+fn inbound_for(error: tungstenite::Error) -> Inbound {
     debug!(%error, "websocket read failed");
-    match error.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => Inbound::Broke(CloseReason::MessageTooBig),
-        Some(tungstenite::Error::Utf8(_)) => Inbound::Broke(CloseReason::InvalidUtf8),
-        Some(tungstenite::Error::Protocol(violation)) if !is_peer_gone(violation) => {
+    match &error {
+        tungstenite::Error::Capacity(_) => Inbound::Broke(CloseReason::MessageTooBig),
+        tungstenite::Error::Utf8(_) => Inbound::Broke(CloseReason::InvalidUtf8),
+        tungstenite::Error::Protocol(violation) if !is_peer_gone(violation) => {
             Inbound::Broke(CloseReason::ProtocolViolation)
         }
         _ => Inbound::Left(Departure::Gone),
@@ -90,9 +98,14 @@ impl TransportWriter for WsWriter {
     async fn write_batch(&mut self, batch: &mut Vec<Outgoing>) -> std::io::Result<usize> {
         let mut bytes = 0;
         for message in batch.drain(..) {
-            let (frame, len) = frame(&message, self.format);
-            bytes += len;
-            self.sink.feed(frame).await.map_err(std::io::Error::other)?;
+            let (opcode, payload) = payload(&message, self.format);
+            bytes += payload.len();
+            // Frame by frame: tungstenite copies each frame into its write buffer and, once that buffer is full,
+            // waits for the socket before taking the next, so a reader that stops reading pins a few frames of a
+            // large message, not all of it.
+            for frame in frames(opcode, payload) {
+                self.sink.feed(Message::Frame(frame)).await.map_err(std::io::Error::other)?;
+            }
         }
         self.sink.flush().await.map_err(std::io::Error::other)?;
         Ok(bytes)
@@ -115,19 +128,57 @@ impl TransportWriter for WsWriter {
 }
 
 fn close_frame(reason: CloseReason) -> Message {
-    Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.text().into() }))
+    Message::Close(Some(CloseFrame { code: CloseCode::from(reason.code()), reason: reason.text().into() }))
 }
 
-/// The frame carrying `message` in `format` and dialect, and its payload length.
-fn frame(message: &Outgoing, (format, dialect): (WireFormat, Dialect)) -> (Message, usize) {
+/// The payload of a large message's frames: a message of [`LARGE_WRITE`] bytes or more goes as a fragmented message
+/// (RFC 6455 section 5.4), which every client reassembles (browsers, the `driftdb` JS client through them,
+/// tungstenite).
+const FRAGMENT: usize = 16 * 1024;
+
+/// The opcode and payload carrying `message` in `format` and dialect (shared with the message, not copied).
+fn payload(message: &Outgoing, (format, dialect): (WireFormat, Dialect)) -> (Data, Bytes) {
     match format {
-        WireFormat::Cbor => {
-            let bytes = message.cbor(dialect);
-            (Message::Binary(bytes.clone()), bytes.len())
-        }
-        WireFormat::Json | WireFormat::Postcard => {
-            let text = message.json(dialect);
-            (Message::Text(text.clone()), text.len())
-        }
+        WireFormat::Cbor => (Data::Binary, message.cbor(dialect).clone()),
+        // Sent as the raw frames, the text is not checked for UTF-8 again: it is JSON this server encoded.
+        WireFormat::Json | WireFormat::Postcard => (Data::Text, Bytes::from(message.json(dialect).clone())),
+    }
+}
+
+/// The frames of one message: one frame below [`LARGE_WRITE`], else [`FRAGMENT`]-sized fragments, the first with the
+/// message's opcode and the rest continuations, the last one final.
+fn frames(opcode: Data, payload: Bytes) -> impl Iterator<Item = Frame> {
+    let size = if payload.len() < LARGE_WRITE { payload.len().max(1) } else { FRAGMENT };
+    let count = payload.len().div_ceil(size).max(1);
+    (0..count).map(move |n| {
+        let piece = payload.slice((n * size).min(payload.len())..((n + 1) * size).min(payload.len()));
+        let opcode = if n == 0 { opcode } else { Data::Continue };
+        Frame::message(piece, OpCode::Data(opcode), n + 1 == count)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(frames: impl Iterator<Item = Frame>) -> Vec<(OpCode, bool, usize)> {
+        frames.map(|f| (f.header().opcode, f.header().is_final, f.payload().len())).collect()
+    }
+
+    #[test]
+    fn small_messages_are_one_frame_large_ones_fragments() {
+        let text = OpCode::Data(Data::Text);
+        let more = OpCode::Data(Data::Continue);
+        assert_eq!(shape(frames(Data::Text, Bytes::new())), vec![(text, true, 0)]);
+        assert_eq!(shape(frames(Data::Text, Bytes::from(vec![b'x'; 100]))), vec![(text, true, 100)]);
+        let large = Bytes::from(vec![b'x'; LARGE_WRITE + 10]);
+        let mut expected = vec![(text, false, FRAGMENT)];
+        expected.extend((1..LARGE_WRITE / FRAGMENT).map(|_| (more, false, FRAGMENT)));
+        expected.push((more, true, 10));
+        assert_eq!(shape(frames(Data::Text, large)), expected);
+        let exact = Bytes::from(vec![b'x'; 2 * LARGE_WRITE]);
+        let frames: Vec<_> = frames(Data::Binary, exact).collect();
+        assert_eq!(frames.len(), 2 * LARGE_WRITE / FRAGMENT);
+        assert!(frames.last().unwrap().header().is_final);
     }
 }

@@ -40,9 +40,10 @@ pub(super) fn server_config(
 /// Client-opened bidirectional streams a connection may have open: the CONNECT request and the control stream, plus
 /// one of slack for a client that opens the next before the last is retired.
 const MAX_CLIENT_BIDI_STREAMS: u32 = 3;
-/// Client-opened unidirectional streams: HTTP/3's control, QPACK encoder and decoder streams, plus slack for grease.
-/// Our protocol uses none of its own; quinn's default of 100, each with its own window, let one client make the
-/// server buffer about 125 MB.
+/// Client-opened unidirectional streams at once: HTTP/3's control, QPACK encoder and decoder streams, plus slack for
+/// grease. Our protocol uses none of its own, and any other is stopped as soon as its type is read (see
+/// `http3::accept_bi`), so this bounds only streams whose header is still in flight; quinn's default of 100, each with
+/// its own window, let one client make the server buffer about 125 MB.
 const MAX_CLIENT_UNI_STREAMS: u32 = 6;
 /// Bytes a client may send on one stream before the server reads them: a control stream's messages are consumed as
 /// they arrive, so this bounds buffering, not message size.

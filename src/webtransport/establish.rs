@@ -11,7 +11,7 @@ use h3::ConnectionState;
 use http::{Response, StatusCode};
 
 use super::http3::{H3Connection, H3RequestStream, Http3Session};
-use super::request::{self, Target};
+use super::request::{self, Refusal, Target};
 use crate::auth;
 use crate::close::CloseReason;
 use crate::cluster::Route;
@@ -19,8 +19,6 @@ use crate::context::ServerContext;
 use crate::driver::{self, Attachment};
 use crate::metrics::Transport;
 
-/// Longest wait for the CONNECT request after the QUIC handshake.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the client's SETTINGS once its CONNECT request has arrived.
 const SETTINGS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a refused client gets to read its status before the connection goes.
@@ -36,7 +34,7 @@ pub(super) enum SetupError {
     Stream(#[from] h3::error::StreamError),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
-    #[error("the client closed the connection before a request")]
+    #[error("the client closed the connection, or sent only other requests, before a session request")]
     NoRequest,
     #[error("refused with {0}: {1}")]
     Refused(StatusCode, String),
@@ -65,32 +63,74 @@ pub(super) async fn establish(incoming: quinn::Incoming, context: &ServerContext
         .send_grease(true)
         .build(h3_quinn::Connection::new(quic.clone()))
         .await?;
-    // One deadline for the request stream and its headers: a client that opens the stream and never sends the
-    // HEADERS frame must not hold this task and its connection forever.
-    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
-    let resolver = tokio::time::timeout_at(deadline, h3.accept())
-        .await
-        .map_err(|_| SetupError::Timeout("the CONNECT request"))??
-        .ok_or(SetupError::NoRequest)?;
-    let (request, stream) = tokio::time::timeout_at(deadline, resolver.resolve_request())
-        .await
-        .map_err(|_| SetupError::Timeout("the CONNECT request's headers"))??;
-    let target = match request::validate(&request) {
-        Ok(target) => target,
-        Err(refusal) => return Err(refuse(stream, &quic, refusal.status(), refusal.to_string()).await),
-    };
-    let route = match context.route(&target.room).await {
-        Ok(route) => route,
-        Err(error) => return Err(refuse(stream, &quic, StatusCode::SERVICE_UNAVAILABLE, error.to_string()).await),
-    };
-    let admitted = match admit(&request, &quic, &target, context, route) {
-        Ok(request) => driver::attach(context, request, Transport::Webtransport).await,
-        Err(Refused::Status(status, why)) => return Err(refuse(stream, &quic, status, why).await),
-        Err(Refused::Limit(reason)) => Err(reason),
+    // One deadline for the request stream and its headers, the HTTP listener's header timeout: a client that opens
+    // the stream and never sends the HEADERS frame must not hold this task and its connection forever.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(context.config.limits.http_header_timeout_ms);
+    let (request, stream, target) = next_session_request(&mut h3, &quic, deadline).await?;
+    let admitted = match context.route(&target.room).await {
+        // As on the WebSocket: a room no node can serve right now (its owner's lease is running out, NATS is gone)
+        // is told after the session is up, with 1001, so that the client simply reconnects.
+        Err(error) => {
+            tracing::debug!(room = %target.room, %error, "no node serves the room now");
+            Err(CloseReason::GoingAway)
+        }
+        Ok(route) => match admit(&request, &quic, &target, context, route) {
+            Ok(request) => driver::attach(context, request, Transport::Webtransport).await,
+            Err(Refused::Status(status, why)) => return Err(refuse(stream, &quic, status, why).await),
+            Err(Refused::Limit(reason)) => Err(reason),
+        },
     };
     wait_for_webtransport_settings(&mut h3).await?;
     let session = Http3Session::accept(stream).await?;
     Ok(Established { session, h3, quic, target, admitted })
+}
+
+/// Requests on one connection before its session's CONNECT that are answered (or reset) and passed over; past this
+/// the connection is closed. The stream limit (see `endpoint`) and the deadline bound them too.
+const MAX_PASSED_REQUESTS: usize = 8;
+
+/// The connection's first valid session request, within `deadline`.
+///
+/// A request that is not a WebTransport CONNECT is answered 400 on its own stream and the connection waits for the
+/// next: an HTTP/3 connection may carry other requests, and one of them must not cost the others. One case cannot be
+/// answered: h3 0.0.8 parses `:protocol` into its `Protocol` type, which knows only `webtransport` and `connect-udp`
+/// (`h3::ext::Protocol::from_str`), so any other value (RFC 9220's `websocket` among them) makes the whole header
+/// block malformed. `ResolvedRequest::resolve` then resets the request stream with H3_MESSAGE_ERROR, as RFC 9114
+/// section 4.1.2 asks of a malformed request, and returns only the error: the stream is consumed, and h3's QPACK
+/// decoder is private, so the headers cannot be read (nor a 400 sent) before h3 sees them. Such a request is passed
+/// over like an answered one, and the connection stays. (hyperium/h3 pull request 236 would add `websocket`.)
+async fn next_session_request(
+    h3: &mut H3Connection,
+    quic: &quinn::Connection,
+    deadline: tokio::time::Instant,
+) -> Result<(http::Request<()>, H3RequestStream, Target), SetupError> {
+    for _ in 0..=MAX_PASSED_REQUESTS {
+        let resolver = tokio::time::timeout_at(deadline, h3.accept())
+            .await
+            .map_err(|_| SetupError::Timeout("the CONNECT request"))??
+            .ok_or(SetupError::NoRequest)?;
+        let resolved = tokio::time::timeout_at(deadline, resolver.resolve_request())
+            .await
+            .map_err(|_| SetupError::Timeout("the CONNECT request's headers"))?;
+        let (request, stream) = match resolved {
+            Ok(resolved) => resolved,
+            // Errors of this request's stream alone (h3 has reset it or answered it): the connection is fine.
+            Err(
+                h3::error::StreamError::StreamError { .. }
+                | h3::error::StreamError::RemoteTerminate { .. }
+                | h3::error::StreamError::HeaderTooBig { .. },
+            ) => continue,
+            Err(error) => return Err(error.into()),
+        };
+        match request::validate(&request) {
+            Ok(target) => return Ok((request, stream, target)),
+            Err(Refusal::NotWebTransport) => {
+                let _ = tokio::time::timeout_at(deadline, respond(stream, Refusal::NotWebTransport.status())).await;
+            }
+            Err(refusal) => return Err(refuse(stream, quic, refusal.status(), refusal.to_string()).await),
+        }
+    }
+    Err(SetupError::NoRequest)
 }
 
 /// Why a session request is refused.

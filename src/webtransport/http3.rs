@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use h3::frame::FrameStream;
 use h3::proto::frame::Frame;
-use h3::quic::BidiStream as _;
+use h3::quic::{BidiStream as _, RecvStream as _};
 use h3::stream::BufRecvStream;
 use http::{Request, Response, StatusCode};
 use quinn::VarInt;
@@ -26,6 +26,10 @@ pub(super) type StreamRecv = BufRecvStream<h3_quinn::RecvStream, Bytes>;
 
 /// Longest wait for the client to close after the close capsule, before the connection is closed under it.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The STOP_SENDING code for a client's WebTransport unidirectional stream: WebTransport application error 0 (the
+/// first value of the range draft-ietf-webtrans-http3 maps application codes onto), which a WebTransport client
+/// reports as "stopped with code 0".
+const WT_STREAM_UNUSED: u64 = 0x52e4_a40f_a8db;
 
 /// What the client opened.
 pub(super) enum Accepted {
@@ -81,10 +85,20 @@ impl Http3Session {
 
 /// The next stream the client opens. Not cancel-safe (a stream whose first frame is still in flight would be lost):
 /// keep one future alive until it completes.
+///
+/// While it waits it also stops every WebTransport unidirectional stream the client opens: h3 accepts them (it reads
+/// their type and session id) and keeps them for a session to claim, but our protocol uses none, so unstopped they
+/// would hold their buffered bytes, their flow-control credit and their share of the stream limit for the
+/// connection's life (see `endpoint::MAX_CLIENT_UNI_STREAMS`). h3 itself stops grease and other unknown stream types.
 pub(super) async fn accept_bi(connection: &mut H3Connection) -> Result<Option<Accepted>, h3::error::StreamError> {
-    let stream = poll_fn(|cx| connection.poll_accept_request_stream(cx))
-        .await
-        .map_err(h3::error::StreamError::ConnectionError)?;
+    let stream = poll_fn(|cx| {
+        // Polling for a request also accepts the client's unidirectional streams (through the control stream).
+        let polled = connection.poll_accept_request_stream(cx);
+        stop_uni_streams(connection);
+        polled
+    })
+    .await
+    .map_err(h3::error::StreamError::ConnectionError)?;
     let Some(stream) = stream else { return Ok(None) };
     let mut resolver = connection.create_resolver(FrameStream::new(BufRecvStream::new(stream)));
     // The first frame tells a WebTransport stream (its signal value and session id) from a request.
@@ -99,5 +113,13 @@ pub(super) async fn accept_bi(connection: &mut H3Connection) -> Result<Option<Ac
             let (_request, stream): (Request<()>, _) = resolver.accept_with_frame(frame)?.resolve().await?;
             Ok(Some(Accepted::Request(stream)))
         }
+    }
+}
+
+/// Stops and drops the WebTransport unidirectional streams h3 has accepted: quinn discards what they buffered, returns
+/// its connection-level credit, and frees the stream for the client's next one once the client resets it.
+fn stop_uni_streams(connection: &mut H3Connection) {
+    for (_session, mut stream) in connection.inner.accepted_streams_mut().wt_uni_streams.drain(..) {
+        stream.stop_sending(WT_STREAM_UNUSED);
     }
 }
