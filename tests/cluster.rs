@@ -614,3 +614,62 @@ async fn with_an_admin_token_any_node_shows_a_room_that_exists_on_another() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 }
+
+/// How many messages room `room`'s log holds in JetStream.
+async fn log_length(nats: &Nats, room: &str) -> usize {
+    let jetstream = cluster::nats_jetstream(&nats.url(), "log-length").await.expect("NATS is up");
+    let stream = jetstream.get_stream(driftdb::storage::jetstream_store::STREAM).await.expect("the room stream");
+    let subject = format!("driftdb.data.{room}");
+    let mut subjects = stream.info_with_subjects(&subject).await.expect("stream info");
+    let mut length = 0;
+    while let Some(entry) = futures_util::StreamExt::next(&mut subjects).await {
+        let (name, count) = entry.expect("a subject count");
+        if name == subject {
+            length += count;
+        }
+    }
+    length
+}
+
+/// Appends `values` to `key` one commit at a time through a client of the room's current owner.
+async fn append_one_by_one(node: &ServerProcess, room: &str, values: std::ops::Range<i64>) {
+    let mut client = ws_on(node, room, true).await;
+    client.subscribe("k").await;
+    for n in values {
+        client.send(&common::msg::append("k", json!(n))).await;
+        ws_pushes(&mut client, "k", 1).await;
+        // Past the group commit's batch, so that each write is a message of its own in the room's log.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    client.close(1000).await;
+}
+
+#[tokio::test]
+async fn a_long_log_is_rolled_up_when_loaded_and_the_room_moves_on_intact() {
+    let nats = Nats::start();
+    let mut nodes = cluster_with(&nats, 3, &["--storage", "jetstream"]).await;
+    let room = "rolled";
+    let (owner, _) = owner_and_others(&nodes, room).await;
+    let epoch = init_when_served(owner, room, "k", SETTLE).await["epoch"].clone();
+    append_one_by_one(owner, room, 0..80).await;
+    let long = log_length(&nats, room).await;
+    assert!(long > 64, "80 writes one at a time make a long log ({long} messages)");
+
+    // Twice handed over: the first new owner loads the long log and rolls it up; the second loads the snapshot.
+    let mut written = 80;
+    for handover in 0..2 {
+        let (owner, _) = owner_and_others(&nodes, room).await;
+        let owner = nodes.iter().position(|node| node.addr() == owner.addr()).unwrap();
+        assert!(nodes.remove(owner).signal("-TERM").success());
+        let init = init_when_served(&nodes[0], room, "k", SETTLE).await;
+        assert_eq!(init["epoch"], epoch, "handover {handover} keeps the epoch");
+        assert_eq!(values(&init), (0..written).map(|n| json!(n)).collect::<Vec<_>>(), "handover {handover}");
+        if handover == 0 {
+            let short = log_length(&nats, room).await;
+            assert!(short < 5, "the new owner rolled the log of {long} messages up into {short}");
+            let (owner, _) = owner_and_others(&nodes, room).await;
+            append_one_by_one(owner, room, written..written + 10).await;
+            written += 10;
+        }
+    }
+}
