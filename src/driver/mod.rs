@@ -5,7 +5,7 @@
 //! - the **reading loop** (this module): each message counted against the message rate and the metrics, checked
 //!   against the connection's grant and handed to the engine; the idle timeout and the token's expiry; the peer's
 //!   goodbye or a broken rule ends it;
-//! - the **writer task** ([`writer`]): the outbox drained in batches, keepalives, and on the way out the shutdown
+//! - the **writer task** ([`writer`]): the outbox drained in batches (a burst's messages together, [`coalesce`]), keepalives, and on the way out the shutdown
 //!   flush and the close with its code.
 //!
 //! Ending is always in the same order: the room forgets the connection first (nothing more is queued for it), the
@@ -14,6 +14,7 @@
 
 pub mod attach;
 mod budget;
+mod coalesce;
 pub mod transport;
 mod writer;
 

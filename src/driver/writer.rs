@@ -9,6 +9,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::budget::WriteBudget;
+use super::coalesce::Coalescing;
 use super::transport::{Closing, Departure, TransportWriter};
 use crate::close::CloseReason;
 use crate::engine::Outbox;
@@ -39,11 +40,18 @@ impl Writer {
     ) -> Option<Closing> {
         let mut batch = Vec::with_capacity(BATCH);
         let mut keepalive = self.keepalive_every.map(keepalive_interval);
+        let mut coalescing = Coalescing::default();
+        // Made once and polled again on every turn, not made anew per batch: registering and dropping their waiters
+        // on every delivery cost more than the rest of the loop.
+        let shutdown = self.shutdown.cancelled();
+        let departure = peer_departure(&mut departed);
+        let closed = self.outbox.wait_closed();
+        tokio::pin!(shutdown, departure, closed);
         let closing = loop {
             let next = tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => Err(Closing::Server(CloseReason::GoingAway)),
-                departure = peer_departure(&mut departed) => Err(Closing::Peer(departure)),
+                () = &mut shutdown => Err(Closing::Server(CloseReason::GoingAway)),
+                departure = &mut departure => Err(Closing::Peer(departure)),
                 next = self.outbox.next_batch(&mut batch, BATCH) => next.map_err(Closing::Server),
                 _ = tick(&mut keepalive) => match transport.keepalive().await {
                     Ok(()) => continue,
@@ -53,12 +61,22 @@ impl Writer {
             if let Err(closing) = next {
                 break closing;
             }
+            if batch.len() < BATCH && coalescing.should_wait() {
+                // The rest of a burst may be one scheduler turn away: see `coalesce`.
+                tokio::task::yield_now().await;
+                let (before, room_left) = (batch.len(), BATCH - batch.len());
+                if let Err(reason) = self.outbox.try_batch(&mut batch, room_left) {
+                    break Closing::Server(reason);
+                }
+                coalescing.waited(batch.len() - before);
+            }
             tokio::select! {
                 written = self.write_batch(&mut transport, &mut batch) => if written.is_err() { return None },
-                // Neither a slow-consumer close nor shutdown may wait for a transport the peer stopped reading.
-                _ = self.outbox.wait_closed() => {}
-                _ = self.shutdown.cancelled() => {}
-                _ = peer_departure(&mut departed) => {}
+                // Neither a slow-consumer close nor shutdown may wait for a transport the peer stopped reading; the
+                // next turn finds out which it was.
+                () = &mut closed => {}
+                () = &mut shutdown => {}
+                departure = &mut departure => break Closing::Peer(departure),
             }
         };
         if let Closing::Server(reason) = closing {

@@ -12,8 +12,9 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 
 use crate::close::CloseReason;
@@ -21,7 +22,10 @@ use crate::outgoing::Outgoing;
 
 pub struct Outbox {
     state: Mutex<State>,
-    wake: Notify,
+    /// The one writer that drains this outbox, parked while it is empty. A lock-free slot rather than a `Notify`
+    /// (whose waiter list takes a lock on every wait and wake): an outbox has exactly one consumer, and every
+    /// delivery is a wake.
+    writer: AtomicWaker,
     /// Cancelled on close, so a writer blocked on a full socket can give up at once.
     closed_signal: CancellationToken,
     limit_bytes: usize,
@@ -38,7 +42,7 @@ impl Outbox {
     pub fn new(limit_bytes: usize) -> Self {
         Outbox {
             state: Mutex::new(State { queue: VecDeque::new(), bytes: 0, closed: None }),
-            wake: Notify::new(),
+            writer: AtomicWaker::new(),
             closed_signal: CancellationToken::new(),
             limit_bytes,
             dropped_volatile: AtomicU64::new(0),
@@ -68,14 +72,14 @@ impl Outbox {
         state.bytes += size;
         state.queue.push_back(message);
         drop(state);
-        self.wake.notify_one();
+        self.writer.wake();
     }
 
     /// Closes the queue: the writer stops and closes its connection with `reason`. The first reason wins.
     pub fn close(&self, reason: CloseReason) {
         self.state.lock().expect("outbox lock poisoned").close(reason);
         self.closed_signal.cancel();
-        self.wake.notify_one();
+        self.writer.wake();
     }
 
     /// Resolves once the queue is closed.
@@ -84,13 +88,20 @@ impl Outbox {
     }
 
     /// Waits until messages are queued, then moves up to `max` of them into `batch`. Fails once the queue is closed.
+    /// One task drains an outbox: a second one waiting at the same time would take the first one's wake-ups.
     pub async fn next_batch(&self, batch: &mut Vec<Outgoing>, max: usize) -> Result<(), CloseReason> {
-        loop {
+        std::future::poll_fn(|cx| {
             if self.try_batch(batch, max)? {
-                return Ok(());
+                return Poll::Ready(Ok(()));
             }
-            self.wake.notified().await;
-        }
+            self.writer.register(cx.waker());
+            // Checked again after registering: a push between the first check and the registration woke nobody.
+            match self.try_batch(batch, max)? {
+                true => Poll::Ready(Ok(())),
+                false => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Moves up to `max` queued messages into `batch` without waiting; `Ok(false)` when none were queued.
