@@ -7,7 +7,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 
 use axum::extract::ws::Utf8Bytes;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::protocol::{Dialect, ServerMessage, json_cbor, postcard_envelope};
 
@@ -43,6 +43,8 @@ struct Inner {
     cbor: Variants<Bytes>,
     /// WebTransport is ours alone: its clients always get the extended shapes.
     postcard: OnceLock<Bytes>,
+    /// The datagram of a session on stream 0 (prefix, then postcard): see [`Outgoing::datagram`].
+    first_session_datagram: OnceLock<Bytes>,
 }
 
 /// One wire format's encodings of a message, per dialect.
@@ -76,6 +78,7 @@ impl Outgoing {
             json: Variants::new(),
             cbor: Variants::new(),
             postcard: OnceLock::new(),
+            first_session_datagram: OnceLock::new(),
         }))
     }
 
@@ -114,6 +117,23 @@ impl Outgoing {
         self.0.postcard.get_or_init(|| Bytes::from(postcard_envelope::encode_server(&self.0.message)))
     }
 
+    /// The HTTP/3 datagram carrying this message to a session whose datagrams start with `prefix` (its quarter
+    /// stream id). A browser's one session per connection is on stream 0, prefix `[0]`: that datagram is built
+    /// once and shared by every such session, instead of a copy per subscriber.
+    pub fn datagram(&self, prefix: &[u8]) -> Bytes {
+        let build = || {
+            let postcard = self.postcard();
+            let mut datagram = BytesMut::with_capacity(prefix.len() + postcard.len());
+            datagram.extend_from_slice(prefix);
+            datagram.extend_from_slice(postcard);
+            datagram.freeze()
+        };
+        match prefix {
+            [0] => self.0.first_session_datagram.get_or_init(build).clone(),
+            _ => build(),
+        }
+    }
+
     /// The bytes of this message in `format`, with the fields of `dialect` (postcard is always extended).
     pub fn encoded(&self, format: WireFormat, dialect: Dialect) -> Bytes {
         match format {
@@ -150,5 +170,17 @@ mod tests {
         // Asked again (by the next subscriber), each variant is the cached one.
         assert!(std::ptr::eq(init.json(Dialect::Reference), init.json(Dialect::Reference)));
         assert!(std::ptr::eq(init.cbor(Dialect::Extended), init.cbor(Dialect::Extended)));
+    }
+
+    #[test]
+    fn a_first_session_datagram_is_built_once_and_others_carry_their_own_prefix() {
+        let pong = Outgoing::new(ServerMessage::Pong { nonce: Some(1) });
+        let (first, again) = (pong.datagram(&[0]), pong.datagram(&[0]));
+        assert_eq!(first.as_ptr(), again.as_ptr(), "every session on stream 0 shares one datagram");
+        assert_eq!(first[0], 0);
+        assert_eq!(&first[1..], &pong.postcard()[..]);
+        let other = pong.datagram(&[0x40, 0x41]);
+        assert_eq!(&other[..2], &[0x40, 0x41]);
+        assert_eq!(&other[2..], &pong.postcard()[..]);
     }
 }

@@ -70,17 +70,15 @@ impl WtWriter {
         }
     }
 
-    /// Sends `payload` as a datagram if it fits the session's current datagram size; `Ok(false)` if it does not and
+    /// Sends `message` as a datagram if it fits the session's current datagram size; `Ok(false)` if it does not and
     /// must go on the stream instead.
-    fn send_datagram(&self, payload: &Bytes) -> std::io::Result<bool> {
+    fn send_datagram(&self, message: &Outgoing) -> std::io::Result<bool> {
+        let payload = message.postcard();
         let room = self.quic.max_datagram_size().unwrap_or(0).saturating_sub(self.datagram_prefix.len());
         if !fits_datagram(payload.len(), room) {
             return Ok(false);
         }
-        let mut datagram = BytesMut::with_capacity(self.datagram_prefix.len() + payload.len());
-        datagram.extend_from_slice(&self.datagram_prefix);
-        datagram.extend_from_slice(payload);
-        match self.quic.send_datagram(datagram.freeze()) {
+        match self.quic.send_datagram(message.datagram(&self.datagram_prefix)) {
             Ok(()) => {
                 self.metrics.datagram_sent(payload.len());
                 Ok(true)
@@ -103,7 +101,7 @@ impl TransportWriter for WtWriter {
         let mut bytes = 0;
         for message in batch.drain(..) {
             bytes += message.postcard().len();
-            if message.volatile_key().is_some() && self.send_datagram(message.postcard())? {
+            if message.volatile_key().is_some() && self.send_datagram(&message)? {
                 continue;
             }
             put_frame(&mut self.buf, message.postcard());
