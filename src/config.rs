@@ -47,6 +47,11 @@ pub struct ServerConfig {
     #[arg(long, env = "DRIFTDB_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
 
+    /// Threads that room connections run on, each room pinned to one of them, so that a relay's fan-out wakes no
+    /// other thread (0: connections run on the async runtime's workers). See docs/benchmarks.md.
+    #[arg(long, env = "DRIFTDB_ROOM_THREADS", default_value_t = 0)]
+    pub room_threads: usize,
+
     /// Base URL clients reach this server at (e.g. `https://db.example.com`), used in room URLs instead of the
     /// request's own scheme and Host. With `--cluster` it is also the URL other nodes hand out for this node's rooms.
     #[arg(long, env = "DRIFTDB_PUBLIC_URL")]

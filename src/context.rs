@@ -15,6 +15,7 @@ use crate::driver::WriteBudget;
 use crate::engine::{RoomId, Rooms};
 use crate::metrics::Metrics;
 use crate::room_info::CertificateHash;
+use crate::room_threads::RoomThreads;
 use crate::tls::Certificates;
 
 /// The server's shared state, behind one `Arc` ([`Context`]).
@@ -36,6 +37,8 @@ pub struct ServerContext {
     pub webtransport: Option<WebTransportInfo>,
     /// With `--cluster`: room info names each room's owner node (see [`crate::cluster`]).
     pub cluster: Option<Arc<Cluster>>,
+    /// Where room connections run (`--room-threads`).
+    pub room_threads: RoomThreads,
 }
 
 impl ServerContext {

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod outgoing;
 pub use driftdb_protocol as protocol;
 pub mod room_info;
+pub mod room_threads;
 pub mod server;
 pub mod storage;
 pub mod tls;

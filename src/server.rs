@@ -19,6 +19,7 @@ use crate::driver::WriteBudget;
 use crate::engine::Rooms;
 use crate::http::{self, router};
 use crate::metrics::Metrics;
+use crate::room_threads::RoomThreads;
 use crate::storage::jetstream_store::JetStreamBackend;
 use crate::storage::redb_store::RedbBackend;
 use crate::storage::{BackendError, DiskJournal, StorageKind};
@@ -44,6 +45,8 @@ pub enum ServerError {
     Storage { dir: std::path::PathBuf, source: BackendError },
     #[error("cannot open the cluster's store: {0}")]
     ClusterStorage(BackendError),
+    #[error("cannot start the room threads: {0}")]
+    RoomThreads(std::io::Error),
     #[error("cannot join the cluster")]
     Cluster(#[from] ClusterError),
 }
@@ -95,6 +98,7 @@ impl RunningServer {
             metrics.watch_storage(journal.clone());
         }
         let write_budget = Arc::new(WriteBudget::new(config.write_budget_bytes));
+        let room_threads = RoomThreads::start(config.room_threads).map_err(ServerError::RoomThreads)?;
         let context: Context = Arc::new(ServerContext {
             rooms,
             admission: Admission::new(&config.limits),
@@ -106,6 +110,7 @@ impl RunningServer {
             write_budget,
             webtransport: webtransport.as_ref().map(WebTransportServer::info),
             cluster: cluster.clone(),
+            room_threads,
         });
         let (rooms, shutdown, connections) =
             (context.rooms.clone(), context.shutdown.clone(), context.connections.clone());

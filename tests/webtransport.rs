@@ -125,8 +125,21 @@ async fn a_volatile_relay_too_large_for_a_datagram_arrives_on_the_stream() {
 #[tokio::test]
 async fn websocket_and_webtransport_clients_see_one_order() {
     let server = Server::start().await;
-    let mut wt = server.connect_wt("mixed").await;
-    let mut ws = server.connect_ws("mixed").await;
+    see_one_order(&server, "mixed").await;
+}
+
+/// `--room-threads`: each room's connections run on one of the room threads, and rooms on different threads (four
+/// rooms over two threads) work side by side.
+#[tokio::test]
+async fn websocket_and_webtransport_clients_see_one_order_on_room_threads() {
+    let server = Server::start_with(|config| config.room_threads = 2).await;
+    let rooms = ["mixed-a", "mixed-b", "mixed-c", "mixed-d"];
+    futures_util::future::join_all(rooms.map(|room| see_one_order(&server, room))).await;
+}
+
+async fn see_one_order(server: &Server, room: &str) {
+    let mut wt = server.connect_wt(room).await;
+    let mut ws = server.connect_ws(room).await;
     wt.send(&get("k", Replay::None)).await;
     ws.send(json!({"type": "get", "key": "k", "seq": null})).await;
     wt.send(&ClientMessage::Ping { nonce: Some(1) }).await;

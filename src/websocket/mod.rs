@@ -112,6 +112,12 @@ struct Upgraded {
 
 impl Upgraded {
     async fn run(self, socket: WebSocket, admitted: Result<(), CloseReason>) {
+        let room = self.request.room.clone();
+        let context = self.context.clone();
+        context.room_threads.run(&room, self.serve(socket, admitted)).await;
+    }
+
+    async fn serve(self, socket: WebSocket, admitted: Result<(), CloseReason>) {
         let Upgraded { context, request, flags, drain } = self;
         let (reader, writer) = socket::split(socket, flags.format(), drain);
         let attached = match admitted {

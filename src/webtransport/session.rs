@@ -28,7 +28,9 @@ pub(super) async fn run(incoming: quinn::Incoming, context: Context) {
             let span = info_span!("connection", room = %established.target.room, transport = "webtransport", %remote);
             async {
                 debug!(setup_ms = started.elapsed().as_secs_f64() * 1e3, "session up");
-                serve(established, &context).await;
+                let room = established.target.room.clone();
+                let session_context = context.clone();
+                context.room_threads.run(&room, async move { serve(established, &session_context).await }).await;
             }
             .instrument(span)
             .await
