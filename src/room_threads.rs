@@ -103,7 +103,11 @@ mod tests {
         let here = std::thread::current().id();
         let room = RoomId::parse("room").expect("a valid id");
         let (tx, rx) = oneshot::channel();
-        threads.run(&room, async move { drop(tx.send(std::thread::current().id())) }).await;
+        threads
+            .run(&room, async move {
+                let _ = tx.send(std::thread::current().id());
+            })
+            .await;
         assert_eq!(rx.await.expect("it ran"), here);
     }
 }
