@@ -183,7 +183,16 @@ async fn subscribe_all(
     key: &str,
     concurrency: usize,
 ) -> anyhow::Result<Vec<(Tx, Rx)>> {
-    futures_util::stream::iter(rooms.iter().map(|room| subscribe(connector, room, key)))
+    subscribe_each(rooms.iter().map(|room| (connector, *room)), key, concurrency).await
+}
+
+/// Subscribes one connection per (connector, room), in order, `concurrency` at a time.
+async fn subscribe_each<'a>(
+    targets: impl IntoIterator<Item = (&'a Connector, &'a RoomInfo)>,
+    key: &str,
+    concurrency: usize,
+) -> anyhow::Result<Vec<(Tx, Rx)>> {
+    futures_util::stream::iter(targets.into_iter().map(|(connector, room)| subscribe(connector, room, key)))
         .buffered(concurrency.max(1))
         .try_collect()
         .await
@@ -495,12 +504,8 @@ async fn cursors(
     for slot in &slots {
         members[slot.room][slot.group] += 1;
     }
-    let clients: Vec<(Tx, Rx)> = futures_util::stream::iter(
-        slots.iter().map(|slot| subscribe(&connectors[slot.group], &infos[slot.room], CURSOR_KEY)),
-    )
-    .buffered(options.connect_concurrency.max(1))
-    .try_collect()
-    .await?;
+    let targets = slots.iter().map(|slot| (&connectors[slot.group], &infos[slot.room]));
+    let clients = subscribe_each(targets, CURSOR_KEY, options.connect_concurrency).await?;
     let (kinds, reliable_every) = (shape.kinds, shape.kinds.reliable_every);
     let mut receivers = Receivers { reliable_every, ..Receivers::new() };
     let window = Window::start(options.server_pid, baseline)?;
@@ -528,21 +533,21 @@ async fn cursors(
         }));
     }
     // Every relay goes to every client of its room, the sender included (it subscribes).
-    let mut expected = vec![Part::new(0, 0); shape.groups.len()];
-    let mut reliable = vec![Part::new(0, 0); shape.groups.len()];
+    // Deliveries expected per group: all of them, and the reliable relays among them.
+    let (mut expected, mut reliable) = (vec![0u64; shape.groups.len()], vec![0u64; shape.groups.len()]);
     let (mut sent, mut txs) = (0, idle_txs);
     for sender in senders {
         let (tx, room, result) = sender.await.context("a sender panicked")?;
         let n = result?;
         let reliable_n = kinds.reliable_among(n);
         for (group, &clients) in members[room].iter().enumerate() {
-            expected[group].expected += n * clients;
-            reliable[group].expected += reliable_n * clients;
+            expected[group] += n * clients;
+            reliable[group] += reliable_n * clients;
         }
         sent += n;
         txs.push(tx);
     }
-    let total_expected = expected.iter().map(|part| part.expected).sum();
+    let total_expected = expected.iter().sum();
     receivers.drain(total_expected, options.drain()).await;
     let progress = receivers.progress.clone();
     let mut tally = Tally::default();
@@ -551,8 +556,8 @@ async fn cursors(
         by_transport.push(Share {
             transport: connectors[group].transport().name().to_owned(),
             connections: shape.groups[group].1,
-            all: Part::new(expected[group].expected, group_tally.delivered),
-            reliable: (reliable_every > 0).then(|| Part::new(reliable[group].expected, group_tally.reliable_delivered)),
+            all: Part::new(expected[group], group_tally.delivered),
+            reliable: (reliable_every > 0).then(|| Part::new(reliable[group], group_tally.reliable_delivered)),
             latency: Report::latency_of(&group_tally),
         });
         tally.merge(group_tally);
@@ -560,7 +565,7 @@ async fn cursors(
     if by_transport.len() < 2 {
         by_transport.clear();
     }
-    let reliable = (reliable_every > 0).then(|| reliable.iter().map(|part| part.expected).sum());
+    let reliable = (reliable_every > 0).then(|| reliable.iter().sum());
     let run = Run {
         params,
         connections: slots.len(),
@@ -702,8 +707,32 @@ async fn idle(options: &Options, mut connector: Connector, args: &IdleArgs) -> a
 
 #[cfg(test)]
 mod tests {
-    use super::check_replay;
+    use super::{Kinds, RoomsShape, check_replay};
+    use crate::Transport;
     use driftdb_client::stamp::Stamp;
+    use driftdb_client::stamped::PushKind;
+
+    /// Both kinds of client spread evenly over the rooms, and each room gets its share of either kind's senders.
+    #[test]
+    fn mixed_rooms_spread_clients_and_senders_evenly() {
+        let shape = RoomsShape {
+            rooms: 10,
+            groups: vec![(Transport::WsJson, 180), (Transport::Wt, 50)],
+            hz: 10.0,
+            kinds: Kinds { kind: PushKind::Volatile, reliable_every: 0 },
+            same_tick: false,
+            send_every: 10,
+        };
+        let slots = shape.slots();
+        for (group, per_room, senders) in [(0, 18, 1..=2), (1, 5, 0..=1)] {
+            for room in 0..10 {
+                let here = slots.iter().filter(|s| s.group == group && s.room == room);
+                assert_eq!(here.clone().count(), per_room, "group {group}, room {room}");
+                assert!(senders.contains(&here.filter(|s| s.sends).count()), "group {group}, room {room}");
+            }
+        }
+        assert_eq!(slots.iter().filter(|s| s.sends).count(), 18 + 5);
+    }
 
     fn entry(seq: u64, s: u32, n: u64) -> (u64, Option<Stamp>) {
         (seq, Some(Stamp { t: 0, s, n }))
