@@ -392,9 +392,8 @@ async fn scale(options: &Options, connector: Connector, args: &ScaleArgs) -> any
         );
         groups.push((Transport::Wt, args.wt_connections));
     }
-    let per_room = |n: usize| {
-        if n.is_multiple_of(rooms) { (n / rooms).to_string() } else { format!("{:.1}", n as f64 / rooms as f64) }
-    };
+    // Clients per room, to two decimals ("18", "2.5").
+    let per_room = |n: usize| ((n * 100 / rooms) as f64 / 100.0).to_string();
     let clients = match args.wt_connections {
         0 => per_room(args.connections),
         wt => format!("({} {} + {} wt)", per_room(args.connections), options.transport.name(), per_room(wt)),
