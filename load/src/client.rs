@@ -2,7 +2,7 @@
 //! `driftdb-client`, split into a sending and a receiving half so that a scenario can drive each from its own task,
 //! plus the floor's plain UDP, which only this tool speaks.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
@@ -61,6 +61,39 @@ pub struct Connector {
     http: reqwest::Client,
     /// The certificate hashes the first room published, for WebTransport sessions.
     wt_hashes: Option<Vec<Vec<u8>>>,
+    /// The QUIC endpoint (UDP socket) new WebTransport sessions open on, shared by every clone of this connector.
+    wt_endpoint: Arc<Mutex<Endpoint>>,
+}
+
+/// WebTransport sessions share an endpoint in groups of `per_endpoint`: one UDP socket per session (the default)
+/// behaves like a browser each, but a session is then a file descriptor of the tool's.
+#[derive(Default)]
+struct Endpoint {
+    per_endpoint: usize,
+    current: Option<WtConnector>,
+    sessions: usize,
+}
+
+impl Endpoint {
+    fn shared(per_endpoint: usize) -> Arc<Mutex<Endpoint>> {
+        Arc::new(Mutex::new(Endpoint { per_endpoint, ..Endpoint::default() }))
+    }
+
+    /// The endpoint the next session opens on: the current one, or a new one once it holds `per_endpoint`.
+    fn next(&mut self, hashes: &[Vec<u8>]) -> anyhow::Result<WtConnector> {
+        match &self.current {
+            Some(connector) if self.sessions < self.per_endpoint.max(1) => {
+                self.sessions += 1;
+                Ok(connector.clone())
+            }
+            _ => {
+                let options = WtOptions { certificate_hashes: hashes.to_vec(), loopback_only: true, connect_to: None };
+                let connector = WtConnector::new(options)?;
+                (self.current, self.sessions) = (Some(connector.clone()), 1);
+                Ok(connector)
+            }
+        }
+    }
 }
 
 /// Which server a WebSocket connects to.
@@ -88,11 +121,28 @@ impl Connector {
             ensure_loopback(through)?;
         }
         let http = reqwest::Client::builder().no_proxy().timeout(CONNECT_TIMEOUT).build()?;
-        Ok(Connector { base, transport, route, http, wt_hashes: None })
+        Ok(Connector { base, transport, route, http, wt_hashes: None, wt_endpoint: Endpoint::shared(1) })
+    }
+
+    /// Lets up to `sessions` WebTransport sessions share one QUIC endpoint (UDP socket); 1 gives each its own.
+    pub fn sessions_per_endpoint(self, sessions: usize) -> Self {
+        self.wt_endpoint.lock().expect("the endpoint lock is never poisoned").per_endpoint = sessions.max(1);
+        self
     }
 
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// The same server and route over another transport, for runs that mix transports in the same rooms; `room`,
+    /// one of this connector's rooms, gives WebTransport its certificate hashes.
+    pub fn with_transport(&self, transport: Transport, room: &RoomInfo) -> anyhow::Result<Self> {
+        let per_endpoint = self.wt_endpoint.lock().expect("the endpoint lock is never poisoned").per_endpoint;
+        let mut other = Connector { transport, wt_endpoint: Endpoint::shared(per_endpoint), ..self.clone() };
+        if transport == Transport::Wt && other.wt_hashes.is_none() {
+            other.wt_hashes = Some(wt_hashes(room)?);
+        }
+        Ok(other)
     }
 
     /// Creates a room (`POST /new`). For WebTransport, the first room's certificate hashes are kept for connecting.
@@ -112,10 +162,7 @@ impl Connector {
         let response = self.http.post(url).send().await.context("POST /new")?.error_for_status()?;
         let info: RoomInfo = response.json().await.context("room info")?;
         if self.transport == Transport::Wt && self.wt_hashes.is_none() {
-            ensure_loopback(&webtransport_url(&info)?)?;
-            let hashes = info.sha256_hashes().context("certificate hashes")?;
-            ensure!(!hashes.is_empty(), "the server publishes no certificate hash (an operator certificate?)");
-            self.wt_hashes = Some(hashes);
+            self.wt_hashes = Some(wt_hashes(&info)?);
         }
         Ok(info)
     }
@@ -137,11 +184,12 @@ impl Connector {
                 connection::websocket(WebSocket::connect(&url, &options).await.context("WebSocket connect")?)
             }
             Transport::Wt => {
-                let hashes = self.wt_hashes.clone().context("no certificate hashes (create a room first)")?;
-                // One QUIC endpoint (one UDP socket) per session, as each browser has: a single socket shared by
-                // hundreds of sessions overflows its receive buffer and loses datagrams the server did send.
-                let options = WtOptions { certificate_hashes: hashes, loopback_only: true, connect_to: None };
-                let session = WtConnector::new(options)?.connect(webtransport_url(room)?).await;
+                let hashes = self.wt_hashes.as_deref().context("no certificate hashes (create a room first)")?;
+                // By default one QUIC endpoint (one UDP socket) per session, as each browser has: a single socket
+                // shared by hundreds of sessions overflows its receive buffer and loses datagrams the server did
+                // send. `--wt-sessions-per-endpoint` shares one among a few, to fit the tool's descriptors.
+                let endpoint = self.wt_endpoint.lock().expect("the endpoint lock is never poisoned").next(hashes)?;
+                let session = endpoint.connect(webtransport_url(room)?).await;
                 connection::webtransport(session.context("WebTransport connect")?)
             }
             Transport::Udp => {
@@ -180,6 +228,14 @@ impl Connector {
 /// `host:port` of a URL, for telling nodes apart.
 fn origin(url: &Url) -> (Option<String>, Option<u16>) {
     (url.host_str().map(str::to_owned), url.port_or_known_default())
+}
+
+/// The certificate hashes a room's info publishes for WebTransport, after checking its URL is on loopback.
+fn wt_hashes(info: &RoomInfo) -> anyhow::Result<Vec<Vec<u8>>> {
+    ensure_loopback(&webtransport_url(info)?)?;
+    let hashes = info.sha256_hashes().context("certificate hashes")?;
+    ensure!(!hashes.is_empty(), "the server publishes no certificate hash (an operator certificate?)");
+    Ok(hashes)
 }
 
 fn webtransport_url(room: &RoomInfo) -> anyhow::Result<Url> {

@@ -74,6 +74,12 @@ pub struct Options {
     #[arg(long)]
     pub to_owner: bool,
 
+    /// WebTransport sessions that share one QUIC endpoint (UDP socket) in the tool. 1 (the default) gives each its
+    /// own, as browsers have; more saves the tool's file descriptors (`scale --wt-connections` beside 18,000
+    /// WebSockets does not fit 20,000 otherwise).
+    #[arg(long, default_value_t = 1)]
+    pub wt_sessions_per_endpoint: usize,
+
     #[command(subcommand)]
     pub scenario: Scenario,
 }
@@ -96,17 +102,25 @@ pub enum Scenario {
 
 #[derive(Clone, Debug, Args)]
 pub struct ScaleArgs {
-    /// Connections in all, spread evenly over the rooms.
+    /// Connections of `--transport`, spread evenly over the rooms.
     #[arg(long, default_value_t = 20_000)]
     pub connections: usize,
+    /// WebTransport sessions besides them, in the same rooms (spread evenly too; `--transport` must then be a
+    /// WebSocket one): both kinds of client in one run, with a delivery breakdown per transport.
+    #[arg(long, default_value_t = 0)]
+    pub wt_connections: usize,
     #[arg(long, default_value_t = 1_000)]
     pub rooms: usize,
-    /// Percentage of the connections that send a cursor.
+    /// Percentage of the connections (of each transport, of each room) that send a cursor.
     #[arg(long, default_value_t = 10.0)]
     pub senders_percent: f64,
     /// Cursor relays per second from each sender.
     #[arg(long, default_value_t = 10.0)]
     pub hz: f64,
+    /// Percentage of each sender's messages sent as reliable relays instead of volatile ones (every k-th message),
+    /// reported apart: reliable ones must all arrive, volatile ones may be dropped.
+    #[arg(long, default_value_t = 0.0)]
+    pub reliable_percent: f64,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -187,7 +201,7 @@ impl Options {
             Scenario::Rooms(a) => a.rooms * a.clients,
             Scenario::Append(a) => a.writers + 1,
             Scenario::Idle(a) => a.connections,
-            Scenario::Scale(a) => a.connections,
+            Scenario::Scale(a) => a.connections + a.wt_connections,
             Scenario::FloorServer(_) => 0,
         };
         self.duration() + self.drain() + Duration::from_secs(30) + Duration::from_millis(20) * connections as u32

@@ -11,6 +11,8 @@ const ERROR_SAMPLES: usize = 10;
 #[derive(Default)]
 pub struct Tally {
     pub delivered: u64,
+    /// Of them, reliable relays among volatile ones (`scale --reliable-percent`).
+    pub reliable_delivered: u64,
     pub errors: u64,
     pub error_samples: Vec<String>,
     /// Datagrams that arrived after a later one (not an error: datagrams are unordered).
@@ -36,6 +38,7 @@ impl Tally {
 
     pub fn merge(&mut self, other: Tally) {
         self.delivered += other.delivered;
+        self.reliable_delivered += other.reliable_delivered;
         self.errors += other.errors;
         self.reordered += other.reordered;
         for sample in other.error_samples {
@@ -79,6 +82,33 @@ pub struct ServerUsage {
     pub kb_per_connection: f64,
 }
 
+/// Deliveries expected and made, of a part of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Part {
+    pub expected: u64,
+    pub delivered: u64,
+    pub delivery_ratio: f64,
+}
+
+impl Part {
+    pub fn new(expected: u64, delivered: u64) -> Self {
+        let delivery_ratio = if expected == 0 { 1.0 } else { delivered as f64 / expected as f64 };
+        Part { expected, delivered, delivery_ratio }
+    }
+}
+
+/// One transport's share of a run that mixes them (`scale --wt-connections`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Share {
+    pub transport: String,
+    pub connections: usize,
+    /// Everything delivered to this transport's clients.
+    pub all: Part,
+    /// The reliable relays among it, when some were sent.
+    pub reliable: Option<Part>,
+    pub latency: Option<Latency>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Replay {
     pub entries: u64,
@@ -104,6 +134,12 @@ pub struct Report {
     pub errors: u64,
     pub error_samples: Vec<String>,
     pub replay: Option<Replay>,
+    /// The reliable relays among volatile ones, when some were sent (`scale --reliable-percent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reliable: Option<Part>,
+    /// Per transport, when the run mixed them (`scale --wt-connections`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_transport: Vec<Share>,
     pub server: Option<ServerUsage>,
     /// CPU seconds this tool spent in the window (it shares the machine with the server).
     pub load_cpu_s: f64,

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::{CONNECT_TIMEOUT, Connector, Received, RoomInfo, Route, Rx, Tx};
+use crate::client::{CONNECT_TIMEOUT, Connector, Received, RoomInfo, Route, Rx, Transport, Tx};
 use crate::procstat::{self, Sample};
-use crate::report::{Replay, Report, ServerUsage, Tally};
+use crate::report::{Part, Replay, Report, ServerUsage, Share, Tally};
 use crate::{AppendArgs, FanoutArgs, IdleArgs, Options, RoomsArgs, ScaleArgs, Scenario};
 use driftdb_client::stamp::{Stamp, now_us};
 use driftdb_client::stamped::{In, Out, PushKind};
@@ -29,7 +29,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         (None, true) => Route::Owner,
         (None, false) => Route::Base,
     };
-    let connector = Connector::with_route(options.url.clone(), options.transport, route)?;
+    let connector = Connector::with_route(options.url.clone(), options.transport, route)?
+        .sessions_per_endpoint(options.wt_sessions_per_endpoint);
     match &options.scenario {
         Scenario::Fanout(args) => fanout(options, connector, args).await,
         Scenario::Rooms(args) => rooms(options, connector, args).await,
@@ -47,21 +48,27 @@ struct Progress {
     last_delivery_us: AtomicU64,
 }
 
-/// Receivers running until told to stop.
+/// Receivers running until told to stop, each in a group (a transport of a mixed run).
 struct Receivers {
     progress: Arc<Progress>,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Tally>>,
+    tasks: Vec<(usize, JoinHandle<Tally>)>,
+    /// Every `reliable_every`-th message of a sender is a reliable relay among volatile ones (0: none are).
+    reliable_every: u64,
 }
 
 impl Receivers {
     fn new() -> Self {
-        Receivers { progress: Arc::default(), stop: watch::channel(false).0, tasks: Vec::new() }
+        Receivers { progress: Arc::default(), stop: watch::channel(false).0, tasks: Vec::new(), reliable_every: 0 }
     }
 
     fn spawn(&mut self, rx: Rx) {
+        self.spawn_in(0, rx);
+    }
+
+    fn spawn_in(&mut self, group: usize, rx: Rx) {
         let (progress, stop) = (self.progress.clone(), self.stop.subscribe());
-        self.tasks.push(tokio::spawn(receive(rx, progress, stop)));
+        self.tasks.push((group, tokio::spawn(receive(rx, progress, stop, self.reliable_every))));
     }
 
     /// Waits until `expected` deliveries arrived or `limit` passed.
@@ -73,21 +80,49 @@ impl Receivers {
     }
 
     async fn finish(self) -> anyhow::Result<Tally> {
-        self.stop.send_replace(true);
         let mut total = Tally::default();
-        for task in self.tasks {
-            total.merge(task.await.context("a receiver panicked")?);
+        for group in self.finish_by_group(1).await? {
+            total.merge(group);
         }
         Ok(total)
+    }
+
+    /// Stops every receiver and merges their tallies per group (of `groups`; later groups fold into the last).
+    async fn finish_by_group(self, groups: usize) -> anyhow::Result<Vec<Tally>> {
+        self.stop.send_replace(true);
+        let mut tallies: Vec<Tally> = (0..groups.max(1)).map(|_| Tally::default()).collect();
+        let last = tallies.len() - 1;
+        for (group, task) in self.tasks {
+            tallies[group.min(last)].merge(task.await.context("a receiver panicked")?);
+        }
+        Ok(tallies)
+    }
+}
+
+/// The order a receiver has seen one kind of message in: seqs and each sender's message numbers only go up.
+#[derive(Default)]
+struct Order {
+    last_seq: u64,
+    last_n: HashMap<u32, u64>,
+}
+
+impl Order {
+    /// Records a message; `Err` describes it if it came out of order.
+    fn check(&mut self, seq: u64, stamp: &Stamp) -> Result<(), String> {
+        let n_before = self.last_n.insert(stamp.s, stamp.n);
+        let in_order = seq > self.last_seq && n_before.is_none_or(|n| stamp.n > n);
+        let last_seq = self.last_seq;
+        self.last_seq = last_seq.max(seq);
+        in_order.then_some(()).ok_or_else(|| format!("seq {seq} after {last_seq}, {stamp:?} after n {n_before:?}"))
     }
 }
 
 /// Reads one connection until stopped: counts deliveries, records latency, checks that seqs and each sender's
-/// message numbers only go up (datagrams may be reordered; that is counted, not an error).
-async fn receive(mut rx: Rx, progress: Arc<Progress>, mut stop: watch::Receiver<bool>) -> Tally {
+/// message numbers only go up (datagrams may be reordered; that is counted, not an error). Reliable relays among
+/// volatile ones (every `reliable_every`-th message of a sender) are counted and ordered apart from them.
+async fn receive(mut rx: Rx, progress: Arc<Progress>, mut stop: watch::Receiver<bool>, reliable_every: u64) -> Tally {
     let mut tally = Tally::default();
-    let mut last_seq = 0;
-    let mut last_n: HashMap<u32, u64> = HashMap::new();
+    let mut orders = [Order::default(), Order::default()];
     loop {
         let received = tokio::select! {
             biased;
@@ -105,14 +140,13 @@ async fn receive(mut rx: Rx, progress: Arc<Progress>, mut stop: watch::Receiver<
                     continue;
                 };
                 tally.latency(stamp.t, now);
-                let n_before = last_n.insert(stamp.s, stamp.n);
-                let in_order = seq > last_seq && n_before.is_none_or(|n| stamp.n > n);
-                if !in_order && datagram {
-                    tally.reordered += 1;
-                } else if !in_order {
-                    tally.error(format!("out of order: seq {seq} after {last_seq}, {stamp:?} after n {n_before:?}"));
+                let reliable = reliable_every > 0 && stamp.n.is_multiple_of(reliable_every);
+                tally.reliable_delivered += u64::from(reliable);
+                match orders[usize::from(reliable)].check(seq, &stamp) {
+                    Err(_) if datagram => tally.reordered += 1,
+                    Err(what) => tally.error(format!("out of order: {what}")),
+                    Ok(()) => {}
                 }
-                last_seq = last_seq.max(seq);
             }
             Ok(Some(Received { message: In::StreamSize | In::Pong, .. })) => {}
             Ok(Some(Received { message: In::Init { .. }, .. })) => tally.error("unexpected init"),
@@ -149,19 +183,29 @@ async fn subscribe_all(
     key: &str,
     concurrency: usize,
 ) -> anyhow::Result<Vec<(Tx, Rx)>> {
-    futures_util::stream::iter(rooms.iter().map(|room| subscribe(connector, room, key)))
+    subscribe_each(rooms.iter().map(|room| (connector, *room)), key, concurrency).await
+}
+
+/// Subscribes one connection per (connector, room), in order, `concurrency` at a time.
+async fn subscribe_each<'a>(
+    targets: impl IntoIterator<Item = (&'a Connector, &'a RoomInfo)>,
+    key: &str,
+    concurrency: usize,
+) -> anyhow::Result<Vec<(Tx, Rx)>> {
+    futures_util::stream::iter(targets.into_iter().map(|(connector, room)| subscribe(connector, room, key)))
         .buffered(concurrency.max(1))
         .try_collect()
         .await
 }
 
-/// Sends `make(n)` for n = 0, 1, … at `rate` per second until `duration` passed; returns how many went.
+/// Sends `make(n)` as a push of `kind(n)` for n = 0, 1, … at `rate` per second until `duration` passed; returns how
+/// many went.
 async fn paced(
     tx: &mut Tx,
     rate: f64,
     duration: Duration,
     make: impl Fn(u64) -> Stamp,
-    kind: PushKind,
+    kind: impl Fn(u64) -> PushKind,
     key: &str,
 ) -> anyhow::Result<u64> {
     let start = tokio::time::Instant::now();
@@ -173,7 +217,7 @@ async fn paced(
             return Ok(n);
         }
         tokio::time::sleep_until(due).await;
-        tx.send(&Out::Push { key, stamp: make(n), kind }).await?;
+        tx.send(&Out::Push { key, stamp: make(n), kind: kind(n) }).await?;
         n += 1;
     }
 }
@@ -201,7 +245,7 @@ impl Window {
     }
 
     fn report(self, options: &Options, run: Run) -> anyhow::Result<Report> {
-        let Run { params, connections, sent, expected, tally, progress, replay } = run;
+        let Run { params, connections, sent, expected, tally, progress, replay, reliable, by_transport } = run;
         let server = match (self.pid, self.baseline, self.server_start) {
             (Some(pid), Some(baseline), Some(start)) => {
                 let end = procstat::sample(Some(pid))?;
@@ -224,9 +268,13 @@ impl Window {
         let load_cpu_s = procstat::sample(None)?.cpu_s - self.load_start.cpu_s;
         let last = progress.last_delivery_us.load(Ordering::Acquire).max(self.start_us);
         let window_s = ((last - self.start_us) as f64 / 1e6).max(1e-6);
+        let transport = match by_transport.as_slice() {
+            [_, _, ..] => by_transport.iter().map(|share| share.transport.as_str()).collect::<Vec<_>>().join("+"),
+            _ => options.transport.name().to_owned(),
+        };
         Ok(Report {
             scenario: scenario_name(&options.scenario).to_owned(),
-            transport: options.transport.name().to_owned(),
+            transport,
             params,
             connections,
             window_s,
@@ -240,6 +288,8 @@ impl Window {
             errors: tally.errors,
             error_samples: tally.error_samples,
             replay,
+            reliable: reliable.map(|expected| Part::new(expected, tally.reliable_delivered)),
+            by_transport,
             server,
             load_cpu_s,
             server_name: None,
@@ -249,6 +299,7 @@ impl Window {
 }
 
 /// What a scenario measured, before the window closes.
+#[derive(Default)]
 struct Run {
     params: String,
     connections: usize,
@@ -257,6 +308,10 @@ struct Run {
     tally: Tally,
     progress: Arc<Progress>,
     replay: Option<Replay>,
+    /// Reliable relays expected among volatile ones, when some were sent.
+    reliable: Option<u64>,
+    /// Per transport, when the run mixed them.
+    by_transport: Vec<Share>,
 }
 
 pub(crate) fn scenario_name(scenario: &Scenario) -> &'static str {
@@ -295,13 +350,13 @@ async fn fanout(options: &Options, mut connector: Connector, args: &FanoutArgs) 
 
     let window = Window::start(options.server_pid, baseline)?;
     let kind = if args.volatile { PushKind::Volatile } else { PushKind::Relay };
-    let sent = paced(&mut publisher, args.rate, options.duration(), |n| Stamp::now(0, n), kind, FANOUT_KEY).await?;
+    let sent = paced(&mut publisher, args.rate, options.duration(), |n| Stamp::now(0, n), |_| kind, FANOUT_KEY).await?;
     let expected = sent * args.subscribers as u64;
     receivers.drain(expected, options.drain()).await;
     let progress = receivers.progress.clone();
     let tally = receivers.finish().await?;
     let params = format!("{} subs, {} msg/s, {}", args.subscribers, args.rate, kind_name(kind));
-    let run = Run { params, connections: args.subscribers + 1, sent, expected, tally, progress, replay: None };
+    let run = Run { params, connections: args.subscribers + 1, sent, expected, tally, progress, ..Run::default() };
     let report = window.report(options, run);
     txs.push(publisher);
     close_all(txs).await;
@@ -321,55 +376,146 @@ async fn rooms(options: &Options, connector: Connector, args: &RoomsArgs) -> any
     let kind = if args.reliable { PushKind::Relay } else { PushKind::Volatile };
     let tick = if args.same_tick { ", same tick" } else { "" };
     let params = format!("{} rooms × {} clients, {} Hz, {}{tick}", args.rooms, args.clients, args.hz, kind_name(kind));
-    let shape = RoomsShape { rooms: args.rooms, clients: args.clients, hz: args.hz, kind, same_tick: args.same_tick };
-    cursors(options, connector, &shape, |_| true, params).await
+    let groups = vec![(connector.transport(), args.rooms * args.clients)];
+    let kinds = Kinds { kind, reliable_every: 0 };
+    let shape = RoomsShape { rooms: args.rooms, groups, hz: args.hz, kinds, same_tick: args.same_tick, send_every: 1 };
+    cursors(options, connector, &shape, params).await
 }
 
 async fn scale(options: &Options, connector: Connector, args: &ScaleArgs) -> anyhow::Result<Report> {
     let rooms = args.rooms.max(1);
-    let clients = (args.connections / rooms).max(1);
-    // Every `every`-th client sends: spread evenly over the rooms.
-    let every = (100.0 / args.senders_percent.clamp(0.01, 100.0)).round().max(1.0) as usize;
-    let params =
-        format!("{rooms} rooms × {clients} clients, {}% send at {} Hz, volatile", args.senders_percent, args.hz);
-    let shape = RoomsShape { rooms, clients, hz: args.hz, kind: PushKind::Volatile, same_tick: false };
-    cursors(options, connector, &shape, |index| index % every == 0, params).await
+    let mut groups = vec![(connector.transport(), args.connections)];
+    if args.wt_connections > 0 {
+        ensure!(
+            matches!(connector.transport(), Transport::WsJson | Transport::WsCbor),
+            "--wt-connections mixes WebTransport sessions into rooms of WebSockets: --transport must be ws-json or ws-cbor"
+        );
+        groups.push((Transport::Wt, args.wt_connections));
+    }
+    // Clients per room, to two decimals ("18", "2.5").
+    let per_room = |n: usize| ((n * 100 / rooms) as f64 / 100.0).to_string();
+    let clients = match args.wt_connections {
+        0 => per_room(args.connections),
+        wt => format!("({} {} + {} wt)", per_room(args.connections), options.transport.name(), per_room(wt)),
+    };
+    // Every `send_every`-th client sends, and every `reliable_every`-th message of each is reliable.
+    let every = |percent: f64| (100.0 / percent.clamp(0.01, 100.0)).round().max(1.0) as usize;
+    let reliable_every = if args.reliable_percent > 0.0 { every(args.reliable_percent) as u64 } else { 0 };
+    let reliable =
+        if reliable_every > 0 { format!(", {}% of it reliable", args.reliable_percent) } else { String::new() };
+    let params = format!(
+        "{rooms} rooms × {clients} clients, {}% send at {} Hz, volatile{reliable}",
+        args.senders_percent, args.hz
+    );
+    let shape = RoomsShape {
+        rooms,
+        groups,
+        hz: args.hz,
+        kinds: Kinds { kind: PushKind::Volatile, reliable_every },
+        same_tick: false,
+        send_every: every(args.senders_percent),
+    };
+    cursors(options, connector, &shape, params).await
 }
 
-/// Rooms of clients that all subscribe to their room's cursor key; those `sends` picks relay to it at `hz`.
+/// Rooms of clients that all subscribe to their room's cursor key; every `send_every`-th of them relays to it at
+/// `hz`.
 struct RoomsShape {
     rooms: usize,
-    clients: usize,
+    /// Clients by transport: client i of a group is in room i % rooms, so each group is spread evenly.
+    groups: Vec<(Transport, usize)>,
     hz: f64,
-    kind: PushKind,
+    kinds: Kinds,
     same_tick: bool,
+    /// Of each group, every `send_every`-th client in room order sends, so that every room has its share of senders
+    /// of every transport (0 or 1: all send).
+    send_every: usize,
+}
+
+/// What a sender's messages are: `kind`, but every `reliable_every`-th one a reliable relay (0: none).
+#[derive(Clone, Copy)]
+struct Kinds {
+    kind: PushKind,
+    reliable_every: u64,
+}
+
+impl Kinds {
+    fn of(self, n: u64) -> PushKind {
+        if self.reliable_every > 0 && n.is_multiple_of(self.reliable_every) { PushKind::Relay } else { self.kind }
+    }
+
+    /// How many of a sender's first `sent` messages were reliable relays among volatile ones.
+    fn reliable_among(self, sent: u64) -> u64 {
+        if self.reliable_every > 0 { sent.div_ceil(self.reliable_every) } else { 0 }
+    }
+}
+
+/// One client of [`RoomsShape`]: where it is and whether it sends.
+#[derive(Clone, Copy)]
+struct Slot {
+    group: usize,
+    room: usize,
+    sends: bool,
+}
+
+impl RoomsShape {
+    /// Every client in connect order: each group's clients round-robin over the rooms.
+    fn slots(&self) -> Vec<Slot> {
+        let rooms = self.rooms.max(1);
+        let mut slots = Vec::new();
+        for (group, &(_, clients)) in self.groups.iter().enumerate() {
+            let (base, extra) = (clients / rooms, clients % rooms);
+            for i in 0..clients {
+                let (room, rank) = (i % rooms, i / rooms);
+                // The client's position when the group is listed room by room: picking every `send_every`-th of
+                // that gives each room the same number of senders, give or take one.
+                let position = room * base + room.min(extra) + rank;
+                slots.push(Slot { group, room, sends: position.is_multiple_of(self.send_every.max(1)) });
+            }
+        }
+        slots
+    }
 }
 
 async fn cursors(
     options: &Options,
     mut connector: Connector,
     shape: &RoomsShape,
-    sends: impl Fn(usize) -> bool,
     params: String,
 ) -> anyhow::Result<Report> {
     let baseline = baseline(options)?;
     let mut infos = Vec::with_capacity(shape.rooms);
-    for _ in 0..shape.rooms {
+    for _ in 0..shape.rooms.max(1) {
         infos.push(connector.new_room().await?);
     }
-    // Client i is in room i % rooms, so that every `every`-th sender of `scale` lands in every room alike.
-    let slots: Vec<&RoomInfo> = (0..shape.rooms * shape.clients).map(|i| &infos[i % shape.rooms]).collect();
-    let clients = subscribe_all(&connector, &slots, CURSOR_KEY, options.connect_concurrency).await?;
-    let mut receivers = Receivers::new();
+    // `connector` made the rooms; a group of another transport connects to them with its own.
+    let connectors: Vec<Connector> = shape
+        .groups
+        .iter()
+        .map(|&(transport, _)| match transport == connector.transport() {
+            true => Ok(connector.clone()),
+            false => connector.with_transport(transport, &infos[0]),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let slots = shape.slots();
+    // Clients of every room by group, for the deliveries each relay makes.
+    let mut members = vec![vec![0u64; shape.groups.len()]; infos.len()];
+    for slot in &slots {
+        members[slot.room][slot.group] += 1;
+    }
+    let targets = slots.iter().map(|slot| (&connectors[slot.group], &infos[slot.room]));
+    let clients = subscribe_each(targets, CURSOR_KEY, options.connect_concurrency).await?;
+    let (kinds, reliable_every) = (shape.kinds, shape.kinds.reliable_every);
+    let mut receivers = Receivers { reliable_every, ..Receivers::new() };
     let window = Window::start(options.server_pid, baseline)?;
-    let (kind, hz) = (shape.kind, shape.hz);
+    let hz = shape.hz;
     let duration = options.duration();
     let period = 1.0 / hz.max(0.001);
     let mut senders = Vec::new();
     let mut idle_txs = Vec::new();
-    for (index, (mut tx, rx)) in clients.into_iter().enumerate() {
-        receivers.spawn(rx);
-        if !sends(index) {
+    for (index, ((mut tx, rx), slot)) in clients.into_iter().zip(&slots).enumerate() {
+        receivers.spawn_in(slot.group, rx);
+        if !slot.sends {
             idle_txs.push(tx);
             continue;
         }
@@ -377,26 +523,59 @@ async fn cursors(
         // scenario asks for exactly that).
         let phase = if shape.same_tick { 0.0 } else { (index as f64 * 0.618_034) % 1.0 };
         let offset = Duration::from_secs_f64(period * phase);
+        let room = slot.room;
         senders.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
-            let sent =
-                paced(&mut tx, hz, duration.saturating_sub(offset), |n| Stamp::now(index as u32, n), kind, CURSOR_KEY)
-                    .await;
-            (tx, sent)
+            let stamp = |n| Stamp::now(index as u32, n);
+            let sent = paced(&mut tx, hz, duration.saturating_sub(offset), stamp, |n| kinds.of(n), CURSOR_KEY).await;
+            (tx, room, sent)
         }));
     }
+    // Every relay goes to every client of its room, the sender included (it subscribes).
+    // Deliveries expected per group: all of them, and the reliable relays among them.
+    let (mut expected, mut reliable) = (vec![0u64; shape.groups.len()], vec![0u64; shape.groups.len()]);
     let (mut sent, mut txs) = (0, idle_txs);
     for sender in senders {
-        let (tx, result) = sender.await.context("a sender panicked")?;
-        sent += result?;
+        let (tx, room, result) = sender.await.context("a sender panicked")?;
+        let n = result?;
+        let reliable_n = kinds.reliable_among(n);
+        for (group, &clients) in members[room].iter().enumerate() {
+            expected[group] += n * clients;
+            reliable[group] += reliable_n * clients;
+        }
+        sent += n;
         txs.push(tx);
     }
-    // Every relay goes to every client of its room, the sender included (it subscribes).
-    let expected = sent * shape.clients as u64;
-    receivers.drain(expected, options.drain()).await;
+    let total_expected = expected.iter().sum();
+    receivers.drain(total_expected, options.drain()).await;
     let progress = receivers.progress.clone();
-    let tally = receivers.finish().await?;
-    let run = Run { params, connections: slots.len(), sent, expected, tally, progress, replay: None };
+    let mut tally = Tally::default();
+    let mut by_transport = Vec::new();
+    for (group, group_tally) in receivers.finish_by_group(shape.groups.len()).await?.into_iter().enumerate() {
+        by_transport.push(Share {
+            transport: connectors[group].transport().name().to_owned(),
+            connections: shape.groups[group].1,
+            all: Part::new(expected[group], group_tally.delivered),
+            reliable: (reliable_every > 0).then(|| Part::new(reliable[group], group_tally.reliable_delivered)),
+            latency: Report::latency_of(&group_tally),
+        });
+        tally.merge(group_tally);
+    }
+    if by_transport.len() < 2 {
+        by_transport.clear();
+    }
+    let reliable = (reliable_every > 0).then(|| reliable.iter().sum());
+    let run = Run {
+        params,
+        connections: slots.len(),
+        sent,
+        expected: total_expected,
+        tally,
+        progress,
+        replay: None,
+        reliable,
+        by_transport,
+    };
     let report = window.report(options, run);
     close_all(txs).await;
     report
@@ -415,7 +594,7 @@ async fn append(options: &Options, mut connector: Connector, args: &AppendArgs) 
     for (index, (mut tx, rx)) in writers.into_iter().enumerate() {
         receivers.spawn(rx);
         senders.push(tokio::spawn(async move {
-            let sent = paced(&mut tx, rate, duration, |n| Stamp::now(index as u32, n), kind, LOG_KEY).await;
+            let sent = paced(&mut tx, rate, duration, |n| Stamp::now(index as u32, n), |_| kind, LOG_KEY).await;
             (tx, sent)
         }));
     }
@@ -446,7 +625,8 @@ async fn append(options: &Options, mut connector: Connector, args: &AppendArgs) 
     }
     let replay = Replay { entries: entries.len() as u64, ok: problems.is_empty() };
     let params = format!("{} writers, {} {}/s", slots.len(), args.rate, kind_name(kind));
-    let run = Run { params, connections: slots.len() + 1, sent, expected, tally, progress, replay: Some(replay) };
+    let replay = Some(replay);
+    let run = Run { params, connections: slots.len() + 1, sent, expected, tally, progress, replay, ..Run::default() };
     let report = window.report(options, run);
     txs.push(get_tx);
     close_all(txs).await;
@@ -518,7 +698,7 @@ async fn idle(options: &Options, mut connector: Connector, args: &IdleArgs) -> a
     let progress = receivers.progress.clone();
     let tally = receivers.finish().await?;
     let params = format!("{} connections, {} per room", args.connections, per_room);
-    let run = Run { params, connections: args.connections, sent, expected, tally, progress, replay: None };
+    let run = Run { params, connections: args.connections, sent, expected, tally, progress, ..Run::default() };
     let report = window.report(options, run);
     close_all(txs).await;
     report
@@ -526,8 +706,32 @@ async fn idle(options: &Options, mut connector: Connector, args: &IdleArgs) -> a
 
 #[cfg(test)]
 mod tests {
-    use super::check_replay;
+    use super::{Kinds, RoomsShape, check_replay};
+    use crate::Transport;
     use driftdb_client::stamp::Stamp;
+    use driftdb_client::stamped::PushKind;
+
+    /// Both kinds of client spread evenly over the rooms, and each room gets its share of either kind's senders.
+    #[test]
+    fn mixed_rooms_spread_clients_and_senders_evenly() {
+        let shape = RoomsShape {
+            rooms: 10,
+            groups: vec![(Transport::WsJson, 180), (Transport::Wt, 50)],
+            hz: 10.0,
+            kinds: Kinds { kind: PushKind::Volatile, reliable_every: 0 },
+            same_tick: false,
+            send_every: 10,
+        };
+        let slots = shape.slots();
+        for (group, per_room, senders) in [(0, 18, 1..=2), (1, 5, 0..=1)] {
+            for room in 0..10 {
+                let here = slots.iter().filter(|s| s.group == group && s.room == room);
+                assert_eq!(here.clone().count(), per_room, "group {group}, room {room}");
+                assert!(senders.contains(&here.filter(|s| s.sends).count()), "group {group}, room {room}");
+            }
+        }
+        assert_eq!(slots.iter().filter(|s| s.sends).count(), 18 + 5);
+    }
 
     fn entry(seq: u64, s: u32, n: u64) -> (u64, Option<Stamp>) {
         (seq, Some(Stamp { t: 0, s, n }))

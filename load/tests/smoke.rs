@@ -45,6 +45,7 @@ fn options_for(addr: SocketAddr, transport: Transport, scenario: Scenario) -> Op
         servers: Vec::new(),
         through: None,
         to_owner: false,
+        wt_sessions_per_endpoint: 1,
         scenario,
     }
 }
@@ -154,7 +155,7 @@ async fn the_floor_delivers_everything() {
     let scenarios = [
         Scenario::Fanout(FanoutArgs { subscribers: 10, rate: 200.0, volatile: false }),
         Scenario::Rooms(RoomsArgs { rooms: 3, clients: 3, hz: 20.0, reliable: false, same_tick: true }),
-        Scenario::Scale(ScaleArgs { connections: 60, rooms: 6, senders_percent: 20.0, hz: 10.0 }),
+        Scenario::Scale(ScaleArgs { connections: 60, rooms: 6, senders_percent: 20.0, hz: 10.0, ..scale_args() }),
     ];
     for transport in [Transport::WsJson, Transport::Udp] {
         for scenario in &scenarios {
@@ -176,10 +177,41 @@ async fn the_floor_delivers_everything() {
     }
 }
 
+/// `scale`'s arguments with nothing mixed in.
+fn scale_args() -> ScaleArgs {
+    ScaleArgs { connections: 0, wt_connections: 0, rooms: 1, senders_percent: 10.0, hz: 10.0, reliable_percent: 0.0 }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_delivers_everything() {
-    run_on_every_transport(Scenario::Scale(ScaleArgs { connections: 120, rooms: 12, senders_percent: 10.0, hz: 10.0 }))
-        .await;
+    run_on_every_transport(Scenario::Scale(ScaleArgs { connections: 120, rooms: 12, ..scale_args() })).await;
+}
+
+/// WebSockets and WebTransport sessions (sharing endpoints in pairs) in the same rooms, some relays reliable: every
+/// delivery arrives, and each transport's share and the reliable part add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_scale_delivers_everything_to_both_transports() {
+    let server = start_server().await;
+    let args =
+        ScaleArgs { connections: 40, wt_connections: 10, rooms: 5, hz: 20.0, reliable_percent: 25.0, ..scale_args() };
+    for transport in [Transport::WsJson, Transport::WsCbor] {
+        let mut options = options(&server, transport, Scenario::Scale(args.clone()));
+        options.wt_sessions_per_endpoint = 2;
+        let report = run(&options).await.expect("the run completes");
+        eprintln!("{}", report.markdown_row());
+        assert!(report.ok(), "{transport:?}: {}", report.json());
+        assert_eq!(report.connections, 50);
+        assert_eq!(report.transport, format!("{}+wt", transport.name()));
+        let shares = &report.by_transport;
+        assert_eq!(shares.iter().map(|s| s.connections).collect::<Vec<_>>(), [40, 10], "{}", report.json());
+        assert_eq!(shares.iter().map(|s| s.all.expected).sum::<u64>(), report.expected);
+        assert!(shares.iter().all(|s| s.all.delivered == s.all.expected && s.all.expected > 0), "{}", report.json());
+        let reliable = report.reliable.as_ref().expect("some relays were reliable");
+        assert!(reliable.expected > 0 && reliable.delivered == reliable.expected, "{}", report.json());
+    }
+    let wt_only = Scenario::Scale(ScaleArgs { connections: 10, wt_connections: 10, rooms: 2, ..scale_args() });
+    assert!(run(&options(&server, Transport::Wt, wt_only)).await.is_err(), "wt beside wt is refused");
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
