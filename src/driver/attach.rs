@@ -51,6 +51,9 @@ pub async fn attach(
 }
 
 /// Runs an attached connection until it ends, or closes a refused one with its limit's code.
+///
+/// Each way is boxed: the caller's future (a WebTransport session's task) would otherwise be as large as the largest
+/// of the three for the connection's life, several KB each, whichever way it took.
 pub async fn serve<R: TransportReader, W: TransportWriter>(
     context: &ServerContext,
     attached: Result<Attachment, CloseReason>,
@@ -61,11 +64,11 @@ pub async fn serve<R: TransportReader, W: TransportWriter>(
 ) {
     match attached {
         Ok(Attachment::Here { member, access }) => {
-            super::drive(context, member, access, transport, liveness, reader, writer).await;
+            Box::pin(super::drive(context, member, access, transport, liveness, reader, writer)).await;
         }
         Ok(Attachment::Forwarded(Forwarded { outbox, upstream })) => {
-            super::relay(context, outbox, upstream, liveness, reader, writer).await;
+            Box::pin(super::relay(context, outbox, upstream, liveness, reader, writer)).await;
         }
-        Err(reason) => super::refuse(&context.metrics, reason, reader, writer).await,
+        Err(reason) => Box::pin(super::refuse(&context.metrics, reason, reader, writer)).await,
     }
 }

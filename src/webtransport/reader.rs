@@ -17,14 +17,14 @@ use crate::driver::{Departure, Inbound, TransportReader};
 use crate::protocol::{Action, ClientMessage, postcard_envelope};
 
 /// The client's next stream, and the HTTP/3 connection handed back with it.
-type NextStream = (H3Connection, Result<Option<Accepted>, h3::error::StreamError>);
+type NextStream = (Box<H3Connection>, Result<Option<Accepted>, h3::error::StreamError>);
 
 pub(super) struct WtReader {
     /// Accepting streams is not cancel-safe: one future lives across calls and is re-armed only when it completes.
     /// It owns the HTTP/3 connection meanwhile, which must live until the session's close is sent.
     accept: BoxFuture<'static, NextStream>,
     /// The HTTP/3 connection once the client can open no more streams (kept alive for the close).
-    parked: Option<H3Connection>,
+    parked: Option<Box<H3Connection>>,
     quic: quinn::Connection,
     session_id: u64,
     decoder: FrameDecoder,
@@ -37,7 +37,7 @@ pub(super) struct WtReader {
 
 impl WtReader {
     pub fn new(
-        h3: H3Connection,
+        h3: Box<H3Connection>,
         quic: quinn::Connection,
         session_id: u64,
         max_message_bytes: usize,
@@ -68,7 +68,7 @@ impl WtReader {
     /// A stream or request the client opened; `Some` when it ends the connection.
     fn accepted(
         &mut self,
-        h3: H3Connection,
+        h3: Box<H3Connection>,
         accepted: Result<Option<Accepted>, h3::error::StreamError>,
     ) -> Option<Inbound> {
         let stream = match accepted {
@@ -162,7 +162,7 @@ async fn read_some(control: &mut Option<StreamRecv>, buf: &mut BytesMut) -> std:
 }
 
 /// Runs [`http3::accept_bi`] on an owned connection and gives it back, so the future can be re-armed.
-async fn accept_next(mut h3: H3Connection) -> NextStream {
+async fn accept_next(mut h3: Box<H3Connection>) -> NextStream {
     let accepted = http3::accept_bi(&mut h3).await;
     (h3, accepted)
 }

@@ -41,8 +41,8 @@ async fn control_stream(control: &mut ControlStream) -> std::io::Result<&mut Str
 
 pub(super) struct WtWriter {
     quic: quinn::Connection,
-    /// Taken by the close, which consumes it.
-    session: Option<Http3Session>,
+    /// Taken by the close, which consumes it. Boxed: the writer is moved down the driver's layers by value.
+    session: Option<Box<Http3Session>>,
     control: ControlStream,
     /// The HTTP/3 datagram prefix of this session.
     datagram_prefix: Bytes,
@@ -62,7 +62,7 @@ impl WtWriter {
         let datagram_prefix = framing::datagram_prefix(session.id()).freeze();
         WtWriter {
             quic,
-            session: Some(session),
+            session: Some(Box::new(session)),
             control: ControlStream::Awaited(control),
             datagram_prefix,
             buf: BytesMut::with_capacity(1024),
