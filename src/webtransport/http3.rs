@@ -107,7 +107,7 @@ pub(super) async fn accept_bi(connection: &mut H3Connection) -> Result<Option<Ac
     match frame {
         Ok(None) => Ok(Some(Accepted::Nothing)),
         Ok(Some(Frame::WebTransportStream(_session))) => {
-            let (send, recv) = (*resolver).frame_stream.into_inner().split();
+            let (send, recv) = resolver.frame_stream.into_inner().split();
             Ok(Some(Accepted::Stream(send, recv)))
         }
         frame => {

@@ -39,11 +39,18 @@ pub(super) async fn run(incoming: Box<quinn::Incoming>, context: Context) {
 
 /// Runs an established session until it ends (or closes it at once with the limit that refused it).
 async fn serve(established: Box<Established>, context: &Context) {
-    let Established { session, h3, quic, target: _, admitted } = *established;
+    let Established { session, h3, quic, target: _, admitted } = unbox(established);
     let (control_send, control_receive) = oneshot::channel();
     let reader = WtReader::new(h3, quic.clone(), session.id(), context.config.max_message_bytes, control_send);
     let writer = WtWriter::new(quic, session, control_receive, context.metrics.clone());
     // QUIC's keep-alive and idle timeout (see `endpoint`) keep a quiet session alive and end a dead one.
     let liveness = Liveness::default();
     Box::pin(driver::serve(context, admitted, Transport::Webtransport, liveness, reader, writer)).await;
+}
+
+/// Moves a value out of its box and frees the box now: moved out in place (`*boxed`), the box would last as long as the
+/// binding, here the session's life.
+#[allow(clippy::boxed_local)]
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
