@@ -16,6 +16,9 @@ use crate::close::CloseReason;
 use crate::driver::{Departure, Inbound, TransportReader};
 use crate::protocol::{Action, ClientMessage, postcard_envelope};
 
+/// What a control-stream read starts with; a frame that needs more grows it.
+const READ_BUFFER: usize = 1024;
+
 /// The client's next stream, and the HTTP/3 connection handed back with it.
 type NextStream = (Box<H3Connection>, Result<Option<Accepted>, h3::error::StreamError>);
 
@@ -28,7 +31,8 @@ pub(super) struct WtReader {
     quic: quinn::Connection,
     session_id: u64,
     decoder: FrameDecoder,
-    /// Control-stream bytes not yet a whole frame. Starts small (most sessions are idle); grows to fit a frame.
+    /// Control-stream bytes not yet a whole frame. Empty (no allocation) between messages, as most sessions are idle
+    /// most of the time; 1 KiB for a read, grown to fit a frame.
     buf: BytesMut,
     control: Option<StreamRecv>,
     /// Hands the control stream's sending half to the writer once the client opens it.
@@ -49,7 +53,7 @@ impl WtReader {
             quic,
             session_id,
             decoder: FrameDecoder::new(max_message_bytes),
-            buf: BytesMut::with_capacity(1024),
+            buf: BytesMut::new(),
             control: None,
             control_send: Some(control_send),
         }
@@ -59,7 +63,13 @@ impl WtReader {
     fn buffered(&mut self) -> Option<Inbound> {
         match self.decoder.next_frame(&mut self.buf) {
             Ok(Some(frame)) => Some(control_message(&frame)),
-            Ok(None) => None,
+            Ok(None) => {
+                if self.buf.is_empty() {
+                    // Frees the buffer (once the frames split from it are gone) until the client sends again.
+                    self.buf = BytesMut::new();
+                }
+                None
+            }
             // A malformed length is one that does not fit 63 bits: too big either way.
             Err(_) => Some(Inbound::Broke(CloseReason::MessageTooBig)),
         }
@@ -156,7 +166,12 @@ fn control_message(frame: &[u8]) -> Inbound {
 /// are in `buf` or still in the stream.
 async fn read_some(control: &mut Option<StreamRecv>, buf: &mut BytesMut) -> std::io::Result<usize> {
     match control {
-        Some(stream) => stream.read_buf(buf).await,
+        Some(stream) => {
+            if buf.capacity() == 0 {
+                buf.reserve(READ_BUFFER);
+            }
+            stream.read_buf(buf).await
+        }
         None => std::future::pending().await,
     }
 }

@@ -17,6 +17,8 @@ use crate::outgoing::Outgoing;
 
 /// Longest wait for a going-away flush to reach the client before the connection is closed.
 const FLUSH_GRACE: Duration = Duration::from_millis(500);
+/// What a batch of control-stream frames starts with; a larger batch grows it.
+const WRITE_BUFFER: usize = 1024;
 /// QUIC application close code of a session the client ended with a goodbye (as WebSocket's normal closure).
 const GOODBYE_CODE: u32 = 1000;
 
@@ -47,7 +49,7 @@ pub(super) struct WtWriter {
     /// The HTTP/3 datagram prefix of this session.
     datagram_prefix: Bytes,
     /// Frames not yet written. A write cut short (the driver races writes against closing) leaves its rest here, so
-    /// the shutdown flush goes on from a frame boundary.
+    /// the shutdown flush goes on from a frame boundary. Freed once written, so that an idle session holds none.
     buf: BytesMut,
     metrics: Arc<Metrics>,
 }
@@ -65,7 +67,7 @@ impl WtWriter {
             session: Some(Box::new(session)),
             control: ControlStream::Awaited(control),
             datagram_prefix,
-            buf: BytesMut::with_capacity(1024),
+            buf: BytesMut::new(),
             metrics,
         }
     }
@@ -106,11 +108,15 @@ impl TransportWriter for WtWriter {
             if message.volatile_key().is_some() && self.send_datagram(message.postcard())? {
                 continue;
             }
+            if self.buf.capacity() == 0 {
+                self.buf.reserve(WRITE_BUFFER);
+            }
             put_frame(&mut self.buf, message.postcard());
         }
         if !self.buf.is_empty() {
             // Advances `buf` as it goes, so a write cut short leaves exactly the unwritten rest.
             control_stream(&mut self.control).await?.write_all_buf(&mut self.buf).await?;
+            self.buf = BytesMut::new();
         }
         Ok(bytes)
     }
