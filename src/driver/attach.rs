@@ -51,6 +51,11 @@ pub async fn attach(
 }
 
 /// Runs an attached connection until it ends, or closes a refused one with its limit's code.
+///
+/// The rare ways (forwarded to another node, refused) are boxed: the caller's future (a connection's task) would
+/// otherwise be as large as the largest of the three for the connection's life, whichever way it took. The common
+/// way stays inline: boxed as well, it cost every WebSocket connection 1.6 KB (an allocation on top of a task that is
+/// as large anyway).
 pub async fn serve<R: TransportReader, W: TransportWriter>(
     context: &ServerContext,
     attached: Result<Attachment, CloseReason>,
@@ -64,8 +69,8 @@ pub async fn serve<R: TransportReader, W: TransportWriter>(
             super::drive(context, member, access, transport, liveness, reader, writer).await;
         }
         Ok(Attachment::Forwarded(Forwarded { outbox, upstream })) => {
-            super::relay(context, outbox, upstream, liveness, reader, writer).await;
+            Box::pin(super::relay(context, outbox, upstream, liveness, reader, writer)).await;
         }
-        Err(reason) => super::refuse(&context.metrics, reason, reader, writer).await,
+        Err(reason) => Box::pin(super::refuse(&context.metrics, reason, reader, writer)).await,
     }
 }

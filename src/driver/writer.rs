@@ -88,7 +88,8 @@ impl Writer {
             }
             transport.close(closing).await;
         };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+        // Boxed: the flush and the close happen once, and would otherwise size every writer task for its life.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, Box::pin(goodbye)).await;
         Some(closing)
     }
 

@@ -114,7 +114,8 @@ pub(super) async fn accept_loop(endpoint: quinn::Endpoint, context: Context) {
             incoming = endpoint.accept() => incoming,
         };
         let Some(incoming) = incoming else { break };
-        context.connections.spawn(session::run(incoming, context.clone()));
+        // Boxed: an `Incoming` is several hundred bytes, and as the task's argument its slot would last the session's life.
+        context.connections.spawn(session::run(Box::new(incoming), context.clone()));
     }
     debug!(addr = ?endpoint.local_addr().ok(), "WebTransport accept loop stopped");
 }

@@ -43,7 +43,8 @@ pub(super) enum SetupError {
 /// An accepted session, attached to its room or refused by a limit.
 pub(super) struct Established {
     pub session: Http3Session,
-    pub h3: H3Connection,
+    /// Boxed: it is moved down the session's layers and kept for its life (about 1.7 KB).
+    pub h3: Box<H3Connection>,
     pub quic: quinn::Connection,
     pub target: Target,
     /// The room connection, or the limit that refused it. As on the WebSocket, a browser never sees the status of
@@ -53,7 +54,10 @@ pub(super) struct Established {
 }
 
 /// Runs the handshake, the CONNECT request and the SETTINGS exchange of one incoming connection.
-pub(super) async fn establish(incoming: quinn::Incoming, context: &ServerContext) -> Result<Established, SetupError> {
+pub(super) async fn establish(
+    incoming: quinn::Incoming,
+    context: &ServerContext,
+) -> Result<Box<Established>, SetupError> {
     let quic = incoming.await?;
     let mut h3 = h3::server::builder()
         .enable_webtransport(true)
@@ -82,7 +86,7 @@ pub(super) async fn establish(incoming: quinn::Incoming, context: &ServerContext
     };
     wait_for_webtransport_settings(&mut h3).await?;
     let session = Http3Session::accept(stream).await?;
-    Ok(Established { session, h3, quic, target, admitted })
+    Ok(Box::new(Established { session, h3: Box::new(h3), quic, target, admitted }))
 }
 
 /// Requests on one connection before its session's CONNECT that are answered (or reset) and passed over; past this

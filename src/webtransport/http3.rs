@@ -84,7 +84,8 @@ impl Http3Session {
 }
 
 /// The next stream the client opens. Not cancel-safe (a stream whose first frame is still in flight would be lost):
-/// keep one future alive until it completes.
+/// keep one future alive until it completes. Every idle session keeps this future, sized for its largest state, so
+/// the states after a stream arrives (h3's resolver, a request's headers) are boxed.
 ///
 /// While it waits it also stops every WebTransport unidirectional stream the client opens: h3 accepts them (it reads
 /// their type and session id) and keeps them for a session to claim, but our protocol uses none, so unstopped they
@@ -100,7 +101,7 @@ pub(super) async fn accept_bi(connection: &mut H3Connection) -> Result<Option<Ac
     .await
     .map_err(h3::error::StreamError::ConnectionError)?;
     let Some(stream) = stream else { return Ok(None) };
-    let mut resolver = connection.create_resolver(FrameStream::new(BufRecvStream::new(stream)));
+    let mut resolver = Box::new(connection.create_resolver(FrameStream::new(BufRecvStream::new(stream))));
     // The first frame tells a WebTransport stream (its signal value and session id) from a request.
     let frame = poll_fn(|cx| resolver.frame_stream.poll_next(cx)).await;
     match frame {
@@ -110,7 +111,8 @@ pub(super) async fn accept_bi(connection: &mut H3Connection) -> Result<Option<Ac
             Ok(Some(Accepted::Stream(send, recv)))
         }
         frame => {
-            let (_request, stream): (Request<()>, _) = resolver.accept_with_frame(frame)?.resolve().await?;
+            let (_request, stream): (Request<()>, _) =
+                Box::pin((*resolver).accept_with_frame(frame)?.resolve()).await?;
             Ok(Some(Accepted::Request(stream)))
         }
     }

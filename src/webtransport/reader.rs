@@ -16,19 +16,23 @@ use crate::close::CloseReason;
 use crate::driver::{Departure, Inbound, TransportReader};
 use crate::protocol::{Action, ClientMessage, postcard_envelope};
 
+/// What a control-stream read starts with; a frame that needs more grows it.
+const READ_BUFFER: usize = 1024;
+
 /// The client's next stream, and the HTTP/3 connection handed back with it.
-type NextStream = (H3Connection, Result<Option<Accepted>, h3::error::StreamError>);
+type NextStream = (Box<H3Connection>, Result<Option<Accepted>, h3::error::StreamError>);
 
 pub(super) struct WtReader {
     /// Accepting streams is not cancel-safe: one future lives across calls and is re-armed only when it completes.
     /// It owns the HTTP/3 connection meanwhile, which must live until the session's close is sent.
     accept: BoxFuture<'static, NextStream>,
     /// The HTTP/3 connection once the client can open no more streams (kept alive for the close).
-    parked: Option<H3Connection>,
+    parked: Option<Box<H3Connection>>,
     quic: quinn::Connection,
     session_id: u64,
     decoder: FrameDecoder,
-    /// Control-stream bytes not yet a whole frame. Starts small (most sessions are idle); grows to fit a frame.
+    /// Control-stream bytes not yet a whole frame. Empty (no allocation) between messages, as most sessions are idle
+    /// most of the time; 1 KiB for a read, grown to fit a frame.
     buf: BytesMut,
     control: Option<StreamRecv>,
     /// Hands the control stream's sending half to the writer once the client opens it.
@@ -37,7 +41,7 @@ pub(super) struct WtReader {
 
 impl WtReader {
     pub fn new(
-        h3: H3Connection,
+        h3: Box<H3Connection>,
         quic: quinn::Connection,
         session_id: u64,
         max_message_bytes: usize,
@@ -49,7 +53,7 @@ impl WtReader {
             quic,
             session_id,
             decoder: FrameDecoder::new(max_message_bytes),
-            buf: BytesMut::with_capacity(1024),
+            buf: BytesMut::new(),
             control: None,
             control_send: Some(control_send),
         }
@@ -59,7 +63,13 @@ impl WtReader {
     fn buffered(&mut self) -> Option<Inbound> {
         match self.decoder.next_frame(&mut self.buf) {
             Ok(Some(frame)) => Some(control_message(&frame)),
-            Ok(None) => None,
+            Ok(None) => {
+                if self.buf.is_empty() {
+                    // Frees the buffer (once the frames split from it are gone) until the client sends again.
+                    self.buf = BytesMut::new();
+                }
+                None
+            }
             // A malformed length is one that does not fit 63 bits: too big either way.
             Err(_) => Some(Inbound::Broke(CloseReason::MessageTooBig)),
         }
@@ -68,7 +78,7 @@ impl WtReader {
     /// A stream or request the client opened; `Some` when it ends the connection.
     fn accepted(
         &mut self,
-        h3: H3Connection,
+        h3: Box<H3Connection>,
         accepted: Result<Option<Accepted>, h3::error::StreamError>,
     ) -> Option<Inbound> {
         let stream = match accepted {
@@ -156,13 +166,18 @@ fn control_message(frame: &[u8]) -> Inbound {
 /// are in `buf` or still in the stream.
 async fn read_some(control: &mut Option<StreamRecv>, buf: &mut BytesMut) -> std::io::Result<usize> {
     match control {
-        Some(stream) => stream.read_buf(buf).await,
+        Some(stream) => {
+            if buf.capacity() == 0 {
+                buf.reserve(READ_BUFFER);
+            }
+            stream.read_buf(buf).await
+        }
         None => std::future::pending().await,
     }
 }
 
 /// Runs [`http3::accept_bi`] on an owned connection and gives it back, so the future can be re-armed.
-async fn accept_next(mut h3: H3Connection) -> NextStream {
+async fn accept_next(mut h3: Box<H3Connection>) -> NextStream {
     let accepted = http3::accept_bi(&mut h3).await;
     (h3, accepted)
 }

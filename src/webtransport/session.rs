@@ -15,37 +15,45 @@ use crate::driver::{self, Liveness};
 use crate::metrics::Transport;
 
 /// Serves one incoming QUIC connection: at most one session.
-pub(super) async fn run(incoming: quinn::Incoming, context: Context) {
+pub(super) async fn run(incoming: Box<quinn::Incoming>, context: Context) {
     let started = Instant::now();
     let remote = incoming.remote_address();
     // A session still being set up when the server stops is dropped at once rather than holding shutdown up.
+    //
+    // Both phases are boxed, so that this task (one per session, for its life) holds two pointers rather than the
+    // largest state of either phase and the copies of the session that each layer's arguments keep: unboxed it was
+    // 24 KB per session (`docs/benchmarks.md`, WebTransport). The handshake's box is freed once the session is up.
     let established = tokio::select! {
-        established = establish(incoming, &context) => established,
+        established = Box::pin(establish(*incoming, &context)) => established,
         _ = context.shutdown.cancelled() => return,
     };
     match established {
         Ok(established) => {
             let span = info_span!("connection", room = %established.target.room, transport = "webtransport", %remote);
-            async {
-                debug!(setup_ms = started.elapsed().as_secs_f64() * 1e3, "session up");
-                let room = established.target.room.clone();
-                let session_context = context.clone();
-                context.room_threads.run(&room, async move { serve(established, &session_context).await }).await;
-            }
-            .instrument(span)
-            .await
+            span.in_scope(|| debug!(setup_ms = started.elapsed().as_secs_f64() * 1e3, "session up"));
+            let room = established.target.room.clone();
+            let session_context = context.clone();
+            let session = Box::pin(async move { serve(established, &session_context).await });
+            context.room_threads.run(&room, session).instrument(span).await
         }
         Err(error) => debug!(%remote, %error, "WebTransport session not established"),
     }
 }
 
 /// Runs an established session until it ends (or closes it at once with the limit that refused it).
-async fn serve(established: Established, context: &Context) {
-    let Established { session, h3, quic, target: _, admitted } = established;
+async fn serve(established: Box<Established>, context: &Context) {
+    let Established { session, h3, quic, target: _, admitted } = unbox(established);
     let (control_send, control_receive) = oneshot::channel();
     let reader = WtReader::new(h3, quic.clone(), session.id(), context.config.max_message_bytes, control_send);
     let writer = WtWriter::new(quic, session, control_receive, context.metrics.clone());
     // QUIC's keep-alive and idle timeout (see `endpoint`) keep a quiet session alive and end a dead one.
     let liveness = Liveness::default();
-    driver::serve(context, admitted, Transport::Webtransport, liveness, reader, writer).await;
+    Box::pin(driver::serve(context, admitted, Transport::Webtransport, liveness, reader, writer)).await;
+}
+
+/// Moves a value out of its box and frees the box now: moved out in place (`*boxed`), the box would last as long as the
+/// binding, here the session's life.
+#[allow(clippy::boxed_local)]
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }

@@ -17,6 +17,8 @@ use crate::outgoing::Outgoing;
 
 /// Longest wait for a going-away flush to reach the client before the connection is closed.
 const FLUSH_GRACE: Duration = Duration::from_millis(500);
+/// What a batch of control-stream frames starts with; a larger batch grows it.
+const WRITE_BUFFER: usize = 1024;
 /// QUIC application close code of a session the client ended with a goodbye (as WebSocket's normal closure).
 const GOODBYE_CODE: u32 = 1000;
 
@@ -41,13 +43,13 @@ async fn control_stream(control: &mut ControlStream) -> std::io::Result<&mut Str
 
 pub(super) struct WtWriter {
     quic: quinn::Connection,
-    /// Taken by the close, which consumes it.
-    session: Option<Http3Session>,
+    /// Taken by the close, which consumes it. Boxed: the writer is moved down the driver's layers by value.
+    session: Option<Box<Http3Session>>,
     control: ControlStream,
     /// The HTTP/3 datagram prefix of this session.
     datagram_prefix: Bytes,
     /// Frames not yet written. A write cut short (the driver races writes against closing) leaves its rest here, so
-    /// the shutdown flush goes on from a frame boundary.
+    /// the shutdown flush goes on from a frame boundary. Freed once written, so that an idle session holds none.
     buf: BytesMut,
     metrics: Arc<Metrics>,
 }
@@ -62,10 +64,10 @@ impl WtWriter {
         let datagram_prefix = framing::datagram_prefix(session.id()).freeze();
         WtWriter {
             quic,
-            session: Some(session),
+            session: Some(Box::new(session)),
             control: ControlStream::Awaited(control),
             datagram_prefix,
-            buf: BytesMut::with_capacity(1024),
+            buf: BytesMut::new(),
             metrics,
         }
     }
@@ -104,11 +106,15 @@ impl TransportWriter for WtWriter {
             if message.volatile_key().is_some() && self.send_datagram(&message)? {
                 continue;
             }
+            if self.buf.capacity() == 0 {
+                self.buf.reserve(WRITE_BUFFER);
+            }
             put_frame(&mut self.buf, message.postcard());
         }
         if !self.buf.is_empty() {
             // Advances `buf` as it goes, so a write cut short leaves exactly the unwritten rest.
             control_stream(&mut self.control).await?.write_all_buf(&mut self.buf).await?;
+            self.buf = BytesMut::new();
         }
         Ok(bytes)
     }
