@@ -1,4 +1,5 @@
-//! Room-affine scheduling (`--room-threads N`): every connection of a room runs on the same thread.
+//! Room-affine scheduling (`--room-threads N`): every WebSocket and WebTransport connection of a room runs on the same
+//! thread. (Connections forwarded from other nodes of a cluster, and HTTP sends, run on the main runtime.)
 //!
 //! A relay to a room wakes the writer task of every subscriber. On tokio's multi-threaded runtime the woken tasks
 //! land on the waking worker's queue and the idle workers are woken to steal them, so one fan-out costs a dozen or

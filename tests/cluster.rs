@@ -548,20 +548,38 @@ fn values(init: &Value) -> Vec<Value> {
     init["data"].as_array().expect("init data").iter().map(|entry| entry["value"].clone()).collect()
 }
 
+/// What [`five_writes_through_a_non_owner`] wrote to key `k`, in order.
+const FIVE_WRITES: [i32; 5] = [0, 1, 2, 3, 4];
+
+/// Where the handover tests start: a two-node cluster storing in JetStream, the owner of the room taken apart from
+/// the other node, and a client on the other node that has appended [`FIVE_WRITES`] to `k` and seen them fanned out.
+struct FiveWrites {
+    nodes: Vec<ServerProcess>,
+    owner: ServerProcess,
+    client: common::WsClient,
+    epoch: Value,
+}
+
+async fn five_writes_through_a_non_owner(nats: &Nats, room: &str) -> FiveWrites {
+    let mut nodes = cluster_with(nats, 2, &["--storage", "jetstream"]).await;
+    let (owner, _) = owner_and_others(&nodes, room).await;
+    let owner = nodes.iter().position(|node| node.addr() == owner.addr()).unwrap();
+    let owner = nodes.remove(owner);
+    let mut client = ws_on(&nodes[0], room, true).await;
+    let epoch = client.subscribe("k").await["epoch"].clone();
+    for n in FIVE_WRITES {
+        client.send(&common::msg::append("k", json!(n))).await;
+    }
+    ws_pushes(&mut client, "k", FIVE_WRITES.len()).await;
+    FiveWrites { nodes, owner, client, epoch }
+}
+
 #[tokio::test]
 async fn a_sigterm_hands_rooms_over_with_their_data_and_epoch() {
     let nats = Nats::start();
-    let mut nodes = cluster_with(&nats, 2, &["--storage", "jetstream"]).await;
     let room = "handed-over";
-    let (owner, _) = owner_and_others(&nodes, room).await;
-    let owner = nodes.iter().position(|node| node.addr() == owner.addr()).unwrap();
-    let mut leaving = nodes.remove(owner);
-    let mut client = ws_on(&nodes[0], room, true).await;
-    let epoch = client.subscribe("k").await["epoch"].clone();
-    for n in 0..5 {
-        client.send(&common::msg::append("k", json!(n))).await;
-    }
-    ws_pushes(&mut client, "k", 5).await;
+    let FiveWrites { nodes, owner: mut leaving, mut client, epoch } =
+        five_writes_through_a_non_owner(&nats, room).await;
 
     let started = Instant::now();
     assert!(leaving.signal("-TERM").success(), "a clean stop");
@@ -569,23 +587,15 @@ async fn a_sigterm_hands_rooms_over_with_their_data_and_epoch() {
     let init = init_when_served(&nodes[0], room, "k", SETTLE).await;
     println!("room served by the other node {:?} after SIGTERM", started.elapsed());
     assert_eq!(init["epoch"], epoch, "a handover keeps the epoch: clients resume");
-    assert_eq!(values(&init), (0..5).map(|n| json!(n)).collect::<Vec<_>>());
+    assert_eq!(values(&init), FIVE_WRITES.map(|n| json!(n)));
 }
 
 #[tokio::test]
 async fn a_killed_owners_committed_writes_survive_under_a_new_epoch() {
     let nats = Nats::start();
-    let mut nodes = cluster_with(&nats, 2, &["--storage", "jetstream"]).await;
     let room = "crashed";
-    let (owner, _) = owner_and_others(&nodes, room).await;
-    let owner = nodes.iter().position(|node| node.addr() == owner.addr()).unwrap();
-    let mut killed = nodes.remove(owner);
-    let mut client = ws_on(&nodes[0], room, true).await;
-    let epoch = client.subscribe("k").await["epoch"].clone();
-    for n in 0..5 {
-        client.send(&common::msg::append("k", json!(n))).await;
-    }
-    ws_pushes(&mut client, "k", 5).await;
+    let FiveWrites { nodes, owner: mut killed, client: _client, epoch } =
+        five_writes_through_a_non_owner(&nats, room).await;
     // Group commit makes a write durable within milliseconds of its fan-out; the kill comes well after.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -594,7 +604,7 @@ async fn a_killed_owners_committed_writes_survive_under_a_new_epoch() {
     let init = init_when_served(&nodes[0], room, "k", lease::LEASE_TTL + SETTLE).await;
     println!("room served again {:?} after kill -9 of its owner", started.elapsed());
     assert_ne!(init["epoch"], epoch, "its owner may have fanned out writes it never committed: a new epoch");
-    assert_eq!(values(&init), (0..5).map(|n| json!(n)).collect::<Vec<_>>(), "every committed write is there");
+    assert_eq!(values(&init), FIVE_WRITES.map(|n| json!(n)), "every committed write is there");
 }
 
 #[tokio::test]

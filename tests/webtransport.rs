@@ -407,10 +407,7 @@ async fn limits_close_the_session_with_the_websocket_close_codes() {
 #[tokio::test]
 async fn client_opened_bidirectional_streams_are_bounded_to_what_the_protocol_uses() {
     let server = Server::start().await;
-    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
-    let mut bystander = server.connect_wt(&room).await;
-    bystander.send(&get("k", Replay::After(0))).await;
-    bystander.recv().await;
+    let (room, mut bystander) = room_with_bystander(&server).await;
     let session = open_session(&server, &room, None).await.expect("session opens");
     // The control stream and one of slack besides the CONNECT, not quinn's 100.
     let mut bidi = Vec::new();
@@ -430,10 +427,7 @@ async fn client_opened_bidirectional_streams_are_bounded_to_what_the_protocol_us
 #[tokio::test]
 async fn client_unidirectional_streams_are_stopped_and_their_credit_returned() {
     let server = Server::start().await;
-    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
-    let mut bystander = server.connect_wt(&room).await;
-    bystander.send(&get("k", Replay::After(0))).await;
-    bystander.recv().await;
+    let (room, mut bystander) = room_with_bystander(&server).await;
     let mut client = server.connect_wt(&room).await;
     client.send(&get("k", Replay::After(0))).await;
     client.recv().await;
@@ -470,10 +464,7 @@ async fn malformed_datagrams_count_against_the_message_rate() {
         c.limits.message_burst = 20;
     })
     .await;
-    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
-    let mut bystander = server.connect_wt(&room).await;
-    bystander.send(&get("k", Replay::After(0))).await;
-    bystander.recv().await;
+    let (room, mut bystander) = room_with_bystander(&server).await;
     let flooder = server.connect_wt(&room).await;
     // Not even a session id: each was once answered with an `error` before the rate limit was applied.
     for _ in 0..200 {
@@ -489,10 +480,7 @@ async fn malformed_datagrams_count_against_the_message_rate() {
 #[tokio::test]
 async fn a_request_stream_without_headers_is_closed_at_the_header_timeout() {
     let server = Server::start_with(|c| c.limits.http_header_timeout_ms = 500).await;
-    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
-    let mut bystander = server.connect_wt(&room).await;
-    bystander.send(&get("k", Replay::After(0))).await;
-    bystander.recv().await;
+    let (room, mut bystander) = room_with_bystander(&server).await;
     let quic = raw_quic(&server).await;
     let started = Instant::now();
     let (mut send, _recv) = quic.open_bi().await.expect("a request stream opens");
@@ -512,10 +500,7 @@ async fn a_request_stream_without_headers_is_closed_at_the_header_timeout() {
 #[tokio::test]
 async fn an_extended_connect_for_another_protocol_is_refused_on_its_own_stream() {
     let server = Server::start().await;
-    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
-    let mut bystander = server.connect_wt(&room).await;
-    bystander.send(&get("k", Replay::After(0))).await;
-    bystander.recv().await;
+    let (room, mut bystander) = room_with_bystander(&server).await;
     let port = server.running().webtransport_port().unwrap();
     let quic = raw_quic(&server).await;
     // `:protocol websocket` (RFC 9220), written by hand: h3's client cannot send it, and h3's server cannot parse it,
@@ -649,4 +634,13 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// A new room with a session subscribed to `k`, to show that what another client does leaves it unaffected.
+async fn room_with_bystander(server: &Server) -> (String, WtClient) {
+    let room = server.new_room().await["room"].as_str().unwrap().to_owned();
+    let mut bystander = server.connect_wt(&room).await;
+    bystander.send(&get("k", Replay::After(0))).await;
+    bystander.recv().await;
+    (room, bystander)
 }

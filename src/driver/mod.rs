@@ -5,8 +5,8 @@
 //! - the **reading loop** (this module): each message counted against the message rate and the metrics, checked
 //!   against the connection's grant and handed to the engine; the idle timeout and the token's expiry; the peer's
 //!   goodbye or a broken rule ends it;
-//! - the **writer task** ([`writer`]): the outbox drained in batches (a burst's messages together, [`coalesce`]), keepalives, and on the way out the shutdown
-//!   flush and the close with its code.
+//! - the **writer task** ([`writer`]): the outbox drained in batches (a burst's messages together, [`coalesce`]),
+//!   keepalives, and on the way out the shutdown flush and the close with its code.
 //!
 //! Ending is always in the same order: the room forgets the connection first (nothing more is queued for it), the
 //! writer tells the peer why (bounded), then the reader waits, bounded, for the peer to acknowledge the close, so

@@ -32,8 +32,7 @@ pub(super) async fn run(incoming: Box<quinn::Incoming>, context: Context) {
             let span = info_span!("connection", room = %established.target.room, transport = "webtransport", %remote);
             span.in_scope(|| debug!(setup_ms = started.elapsed().as_secs_f64() * 1e3, "session up"));
             let room = established.target.room.clone();
-            let session_context = context.clone();
-            let session = Box::pin(async move { serve(established, &session_context).await });
+            let session = Box::pin(serve(established, context.clone()));
             context.room_threads.run(&room, session).instrument(span).await
         }
         Err(error) => debug!(%remote, %error, "WebTransport session not established"),
@@ -41,14 +40,14 @@ pub(super) async fn run(incoming: Box<quinn::Incoming>, context: Context) {
 }
 
 /// Runs an established session until it ends (or closes it at once with the limit that refused it).
-async fn serve(established: Box<Established>, context: &Context) {
+async fn serve(established: Box<Established>, context: Context) {
     let Established { session, h3, quic, target: _, admitted } = unbox(established);
     let (control_send, control_receive) = oneshot::channel();
     let reader = WtReader::new(h3, quic.clone(), session.id(), context.config.max_message_bytes, control_send);
     let writer = WtWriter::new(quic, session, control_receive, context.metrics.clone());
     // QUIC's keep-alive and idle timeout (see `endpoint`) keep a quiet session alive and end a dead one.
     let liveness = Liveness::default();
-    Box::pin(driver::serve(context, admitted, Transport::Webtransport, liveness, reader, writer)).await;
+    Box::pin(driver::serve(&context, admitted, Transport::Webtransport, liveness, reader, writer)).await;
 }
 
 /// Moves a value out of its box and frees the box now: moved out in place (`*boxed`), the box would last as long as the
