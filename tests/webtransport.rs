@@ -106,6 +106,19 @@ async fn volatile_relays_travel_as_datagrams_both_ways() {
     assert!(matches!(sender.recv().await, ServerMessage::Error { .. }));
 }
 
+/// Datagram fanout makes a client acknowledge every other packet unless the server asks for less: a client that
+/// implements QUIC's acknowledgement-frequency extension (quinn does, the browsers here do not) is asked for one
+/// ACK per ten packets.
+#[tokio::test]
+async fn clients_with_the_ack_frequency_extension_are_asked_to_acknowledge_less_often() {
+    let server = Server::start().await;
+    let mut client = server.connect_wt("acks").await;
+    client.send(&ClientMessage::Ping { nonce: Some(1) }).await;
+    assert_eq!(client.recv().await, ServerMessage::Pong { nonce: Some(1) });
+    let frames = quinn::Connection::stats(&client.session).frame_rx.ack_frequency;
+    assert!(frames >= 1, "the server sent {frames} ACK_FREQUENCY frames");
+}
+
 #[tokio::test]
 async fn a_volatile_relay_too_large_for_a_datagram_arrives_on_the_stream() {
     let server = Server::start().await;

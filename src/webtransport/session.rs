@@ -44,10 +44,25 @@ async fn serve(established: Box<Established>, context: Context) {
     let Established { session, h3, quic, target: _, admitted } = unbox(established);
     let (control_send, control_receive) = oneshot::channel();
     let reader = WtReader::new(h3, quic.clone(), session.id(), context.config.max_message_bytes, control_send);
-    let writer = WtWriter::new(quic, session, control_receive, context.metrics.clone());
+    let writer = WtWriter::new(quic.clone(), session, control_receive, context.metrics.clone());
     // QUIC's keep-alive and idle timeout (see `endpoint`) keep a quiet session alive and end a dead one.
     let liveness = Liveness::default();
     Box::pin(driver::serve(&context, admitted, Transport::Webtransport, liveness, reader, writer)).await;
+    log_quic_stats(&quic);
+}
+
+/// What QUIC saw of the session, for an operator looking at one client's experience. `ack_frequency_frames` is above
+/// zero only for a client that implements the acknowledgement-frequency extension (see `endpoint::ack_frequency`).
+fn log_quic_stats(quic: &quinn::Connection) {
+    let stats = quic.stats();
+    debug!(
+        rtt_ms = stats.path.rtt.as_secs_f64() * 1e3,
+        sent_packets = stats.path.sent_packets,
+        lost_packets = stats.path.lost_packets,
+        received_acks = stats.frame_rx.acks,
+        ack_frequency_frames = stats.frame_tx.ack_frequency,
+        "session ended"
+    );
 }
 
 /// Moves a value out of its box and frees the box now: moved out in place (`*boxed`), the box would last as long as the
