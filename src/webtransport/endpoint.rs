@@ -91,12 +91,13 @@ pub(super) fn bind_addresses(host: IpAddr, port: u16) -> (SocketAddr, Option<Soc
     }
 }
 
-/// Binds one endpoint on a socket with a `receive_buffer` of `SO_RCVBUF`; returns it and the bytes the kernel
-/// granted.
+/// Binds one endpoint on a socket with a `receive_buffer` of `SO_RCVBUF`, its packet work on `runtime`; returns it and
+/// the bytes the kernel granted.
 pub(super) fn bind(
     addr: SocketAddr,
     config: quinn::ServerConfig,
     receive_buffer: usize,
+    runtime: Arc<dyn quinn::Runtime>,
 ) -> Result<(quinn::Endpoint, usize), WebTransportError> {
     let failed = |source| WebTransportError::Bind { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(failed)?;
@@ -112,7 +113,6 @@ pub(super) fn bind(
             granted, "the kernel capped the WebTransport receive buffer: raise net.core.rmem_max to absorb bursts"
         );
     }
-    let runtime = Arc::new(quinn::TokioRuntime);
     let endpoint =
         quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket.into(), runtime).map_err(failed)?;
     Ok((endpoint, granted))

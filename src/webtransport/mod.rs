@@ -19,6 +19,7 @@ mod endpoint;
 mod establish;
 pub mod framing;
 mod http3;
+mod quic_thread;
 mod reader;
 mod request;
 mod session;
@@ -46,6 +47,8 @@ pub enum WebTransportError {
     Tls(#[from] TlsError),
     #[error("the TLS configuration offers no cipher suite QUIC can use")]
     NoQuicCipherSuite,
+    #[error("cannot start the QUIC thread: {0}")]
+    QuicThread(#[source] std::io::Error),
 }
 
 impl WebTransportError {
@@ -82,12 +85,13 @@ impl WebTransportServer {
         let quic_config = endpoint::server_config(&certificates.current(), idle_timeout)?;
         let (primary, companion) = endpoint::bind_addresses(config.host, port);
         let receive_buffer = config.udp_receive_buffer_bytes;
-        let (first, mut granted) = endpoint::bind(primary, quic_config.clone(), receive_buffer)?;
+        let quic_thread = quic_thread::QuicThread::start().map_err(WebTransportError::QuicThread)?;
+        let (first, mut granted) = endpoint::bind(primary, quic_config.clone(), receive_buffer, quic_thread.clone())?;
         let port = first.local_addr().map_err(|source| WebTransportError::Bind { addr: primary, source })?.port();
         let mut endpoints = vec![first];
         if let Some(companion) = companion {
             let companion = SocketAddr::new(companion.ip(), port);
-            match endpoint::bind(companion, quic_config, receive_buffer) {
+            match endpoint::bind(companion, quic_config, receive_buffer, quic_thread) {
                 Ok((endpoint, also)) => {
                     endpoints.push(endpoint);
                     granted = granted.min(also);
