@@ -38,7 +38,7 @@ impl Cluster {
         if self.leases.holds(room) {
             return Ok(self.own_info());
         }
-        match self.lookup(room).await? {
+        match self.settled_lookup(room).await? {
             Lookup::Owner(owner) => Ok(owner),
             Lookup::Free(_) => self.place(room).await,
         }
@@ -49,7 +49,7 @@ impl Cluster {
         if self.leases.holds(room) {
             return Ok(true);
         }
-        match self.lookup(room).await {
+        match self.settled_lookup(room).await {
             Ok(Lookup::Owner(_)) | Err(ClusterError::OwnerGone { .. }) => Ok(true),
             Ok(Lookup::Free(_)) => Ok(false),
             Err(error) => Err(error),
@@ -106,6 +106,19 @@ impl Cluster {
     fn claim_lock(&self, room: &RoomId) -> &tokio::sync::Mutex<()> {
         let stripe = placement::stripe(room.as_str(), self.claim_locks.len());
         &self.claim_locks[stripe]
+    }
+
+    /// [`lookup`](Self::lookup) for callers outside a claim. A claim on this node writes the lease before it records
+    /// the room as held, so a lookup in between reads this node's fresh lease as an earlier run's and would answer
+    /// that this very node is not answering: once the claims in flight here are done, the lease is held or truly old.
+    async fn settled_lookup(&self, room: &RoomId) -> Result<Lookup, ClusterError> {
+        match self.lookup(room).await {
+            Err(ClusterError::OwnerGone { owner, .. }) if owner == self.id => {
+                drop(self.claim_lock(room).lock().await);
+                if self.leases.holds(room) { Ok(Lookup::Owner(self.own_info())) } else { self.lookup(room).await }
+            }
+            other => other,
+        }
     }
 
     async fn lookup(&self, room: &RoomId) -> Result<Lookup, ClusterError> {
