@@ -25,7 +25,10 @@ const INITIAL_RTT: Duration = Duration::from_millis(100);
 /// 3,157 ms with 64 KiB, 934 ms with 16 KiB and 754 ms with 8 KiB, but 8 KiB also dropped so much that the newest
 /// position shown was staler (p99 1,338 ms against 977 ms). 16 KiB is still about 150 cursor updates.
 const DATAGRAM_SEND_BUFFER: usize = 16 * 1024;
+/// Packets a client may receive before it must acknowledge them: every ACK it sends is a packet the server decrypts and
+/// processes, and in datagram fan-out they were one per two deliveries (`docs/benchmarks.md`, Round three).
 const ACK_ELICITING_THRESHOLD: u32 = 9;
+/// The longest a client may hold an ACK back: QUIC's default `max_ack_delay`, so loss detection keeps its timing.
 const ACK_DELAY: Duration = Duration::from_millis(25);
 
 /// The QUIC server configuration for `cert`.

@@ -8,7 +8,6 @@
 //! scheduler gives QUIC a thread's share of the CPU however many WebSockets there are, and a saturated server slows
 //! its WebSocket readers (TCP pushes back) rather than dropping datagrams.
 
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -19,6 +18,7 @@ use quinn::{AsyncTimer, AsyncUdpSocket, Runtime, TokioRuntime};
 use tokio::runtime::Handle;
 
 /// A [`quinn::Runtime`] whose tasks, timers and sockets live on a dedicated single-threaded tokio runtime.
+#[derive(Debug)]
 pub(super) struct QuicThread {
     handle: Handle,
 }
@@ -35,12 +35,6 @@ impl QuicThread {
     }
 }
 
-impl fmt::Debug for QuicThread {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("QuicThread")
-    }
-}
-
 impl Runtime for QuicThread {
     fn new_timer(&self, at: Instant) -> Pin<Box<dyn AsyncTimer>> {
         let _on_this_thread = self.handle.enter();
@@ -54,10 +48,6 @@ impl Runtime for QuicThread {
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         let _on_this_thread = self.handle.enter();
         TokioRuntime.wrap_udp_socket(socket)
-    }
-
-    fn now(&self) -> Instant {
-        Instant::now()
     }
 }
 
